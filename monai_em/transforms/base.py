@@ -1,0 +1,192 @@
+"""What every monai_em transform shares: margins for the planner, the draw/apply split, the dict wrapper.
+
+An array transform subclasses :class:`RandEMTransform`: ``draw(spatial_shape)`` is the only code
+that touches ``self.R`` and returns a small frozen params record; ``apply(img, params, mode)`` is a
+pure function of its arguments. The dictionary wrapper :class:`RandEMDictTransform` draws ONCE per
+call and applies the same params to every key with that key's ``mode``, so image, label and valid
+mask stay aligned.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data.meta_obj import get_track_meta
+from monai.transforms import MapTransform, RandomizableTransform
+from monai.utils import convert_to_tensor
+from monai.utils.enums import TransformBackends
+
+__all__ = [
+    "Margin",
+    "as_torch",
+    "RandEMDictTransform",
+    "RandEMTransform",
+    "keys_and_modes",
+    "spatial_shape_of",
+]
+
+# interpolation for the two PyTC target types: images are resampled, masks/labels are moved
+TARGET_MODES = {"img": "bilinear", "mask": "nearest"}
+
+
+@dataclass(frozen=True)
+class Margin:
+    """Context a geometric transform needs around its output, per axis (z, y, x).
+
+    The planner grows a size as ``ceil(size * ratio) + 2 * add`` (spec: augmentations.md, section 1).
+    """
+
+    ratio: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    add: tuple[int, int, int] = (0, 0, 0)
+
+    def grow(self, size: Sequence[int]) -> tuple[int, ...]:
+        return tuple(
+            int(math.ceil(round(s * r, 6))) + 2 * int(a) for s, r, a in zip(size, self.ratio, self.add, strict=True)
+        )
+
+
+def keys_and_modes(targets: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """PyTC target types -> MONAI ``keys`` and per-key ``mode``.
+
+    Example:
+        >>> keys_and_modes({"image": "img", "label": "mask", "valid_mask": "mask"})
+        (('image', 'label', 'valid_mask'), ('bilinear', 'nearest', 'nearest'))
+    """
+    bad = {k: v for k, v in targets.items() if v not in TARGET_MODES}
+    if bad:
+        raise ValueError(f"target types must be 'img' or 'mask', got {bad}")
+    return tuple(targets), tuple(TARGET_MODES[v] for v in targets.values())
+
+
+def spatial_shape_of(data: Mapping[Hashable, Any], keys: Sequence[Hashable]) -> tuple[int, ...]:
+    """The common spatial shape (all but the channel axis) of ``keys`` present in ``data``.
+
+    Raises:
+        ValueError: naming every key and its shape when they disagree, or when no key is present.
+    """
+    shapes = {k: tuple(data[k].shape[1:]) for k in keys if k in data}
+    if not shapes:
+        raise ValueError(f"none of the keys {list(keys)} is in the data (keys present: {list(data)})")
+    if len(set(shapes.values())) > 1:
+        raise ValueError(f"keys must share one spatial shape to move together, got {shapes}")
+    return next(iter(shapes.values()))
+
+
+class RandEMTransform(RandomizableTransform):
+    """Base of the array transforms: ``prob`` gate, ``draw`` -> params, pure ``apply``.
+
+    Subclasses implement ``draw(spatial_shape) -> params`` (all randomness from ``self.R``) and
+    ``apply(img, params, mode) -> img`` (input ``(C, Z, Y, X)``, numpy or torch; output the MONAI
+    type on the input's device). Geometric subclasses override ``margin``.
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+    default_mode: str = "bilinear"
+
+    def __init__(self, prob: float = 1.0, mode: str | None = None):
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        RandomizableTransform.__init__(self, prob)
+        self.mode = mode or self.default_mode
+        self.params: Any = None
+
+    def margin(self) -> Margin:
+        """Context needed around the output (identity for non-geometric transforms)."""
+        return Margin()
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> Any:
+        raise NotImplementedError
+
+    def apply(self, img, params: Any, mode: str):
+        raise NotImplementedError
+
+    def randomize(self, spatial_shape: tuple[int, ...]) -> None:  # type: ignore[override]
+        super().randomize(None)
+        self.params = self.draw(tuple(spatial_shape)) if self._do_transform else None
+
+    def __call__(self, img, mode: str | None = None, randomize: bool = True):
+        if randomize:
+            self.randomize(tuple(img.shape[1:]))
+        if not self._do_transform or self.params is None:
+            return convert_to_tensor(img, track_meta=get_track_meta())
+        return self.apply(img, self.params, mode or self.mode)
+
+
+class RandEMDictTransform(RandomizableTransform, MapTransform):
+    """Dictionary wrapper: one draw per call from the inner array transform, applied to every key.
+
+    Args:
+        keys: keys to transform; geometric transforms move all of them together.
+        transform: the array transform (its own ``prob`` should be 1; the gate is here).
+        prob: probability of transforming at all.
+        mode: interpolation per key (``"bilinear"`` for images, ``"nearest"`` for labels and
+            masks), one value for all keys or a sequence matching ``keys``.
+        allow_missing_keys: skip keys absent from the data instead of raising.
+    """
+
+    backend = RandEMTransform.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        transform: RandEMTransform,
+        prob: float = 1.0,
+        mode: str | Sequence[str] | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        RandomizableTransform.__init__(self, prob)
+        self.transform = transform
+        mode = transform.mode if mode is None else mode
+        modes = (mode,) * len(self.keys) if isinstance(mode, str) else tuple(mode)
+        if len(modes) != len(self.keys):
+            raise ValueError(f"mode has {len(modes)} entries for {len(self.keys)} keys {self.keys}")
+        self.mode = modes
+        self.transform.set_random_state(state=self.R)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.transform.set_random_state(state=self.R)  # one stream shared with the array transform
+        return self
+
+    def margin(self) -> Margin:
+        return self.transform.margin()
+
+    @property
+    def params(self) -> Any:
+        """What the last call drew (``None`` when the coin said no)."""
+        return self.transform.params if self._do_transform else None
+
+    def randomize(self, spatial_shape: tuple[int, ...]) -> None:  # type: ignore[override]
+        super().randomize(None)
+        if self._do_transform:
+            self.transform._do_transform = True
+            self.transform.params = self.transform.draw(tuple(spatial_shape))
+
+    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        keys = list(self.key_iterator(d))
+        if not keys:
+            return d
+        self.randomize(spatial_shape_of(d, keys))
+        for key, mode in self.key_iterator(d, self.mode):
+            if self._do_transform:
+                d[key] = self.transform.apply(d[key], self.transform.params, mode)
+            else:
+                d[key] = convert_to_tensor(d[key], track_meta=get_track_meta())
+        return d
+
+
+def as_torch(img) -> torch.Tensor:
+    """A plain torch tensor view of ``img`` (MetaTensor stripped, numpy wrapped without copy)."""
+    if isinstance(img, torch.Tensor):
+        return img.as_tensor() if hasattr(img, "as_tensor") else img
+    return torch.as_tensor(np.ascontiguousarray(img))

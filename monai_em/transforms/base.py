@@ -19,12 +19,14 @@ import torch
 from monai.config import KeysCollection
 from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_tensor
+from monai.data import MetaTensor
+from monai.utils import convert_to_dst_type, convert_to_tensor
 from monai.utils.enums import TransformBackends
 
 __all__ = [
     "Margin",
     "as_torch",
+    "like_input",
     "RandEMDictTransform",
     "RandEMTransform",
     "keys_and_modes",
@@ -190,3 +192,14 @@ def as_torch(img) -> torch.Tensor:
     if isinstance(img, torch.Tensor):
         return img.as_tensor() if hasattr(img, "as_tensor") else img
     return torch.as_tensor(np.ascontiguousarray(img))
+
+
+def like_input(out: torch.Tensor, img) -> torch.Tensor:
+    """``out`` (a plain tensor computed from ``img``) as the MONAI output type, keeping its dtype.
+
+    A MetaTensor input gives a MetaTensor carrying the input's metadata; anything else follows
+    ``get_track_meta()`` like ``convert_to_tensor``. The device is ``out``'s (the input's).
+    """
+    if isinstance(img, MetaTensor):
+        return convert_to_dst_type(out, img, dtype=out.dtype)[0]
+    return convert_to_tensor(out, track_meta=get_track_meta())

@@ -1,0 +1,355 @@
+"""Intensity augmentations for EM images: grayscale jitter, CutBlur, CutNoise (image keys only).
+
+All three work on intensities in [0, 1]. Float images are taken as they are (values outside
+[0, 1] get clipped where PyTC clips); integer images (e.g. uint8) are scaled by their dtype's
+maximum, augmented, and returned in their own dtype, rounded — so a uint8 pipeline stays uint8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+
+from .base import RandEMDictTransform, RandEMTransform, as_torch, like_input
+
+__all__ = [
+    "CutBlurParams",
+    "CutNoiseParams",
+    "GrayscaleParams",
+    "RandCutBlur",
+    "RandCutBlurd",
+    "RandCutNoise",
+    "RandCutNoised",
+    "RandGrayscale",
+    "RandGrayscaled",
+]
+
+Box = tuple[tuple[int, int], ...]
+
+
+def _to_unit(x: torch.Tensor) -> tuple[torch.Tensor, float | None]:
+    """Float copy of ``x`` in [0, 1] units: integers divided by their dtype maximum (returned as scale)."""
+    if x.dtype.is_floating_point:
+        return x.clone(), None
+    if x.dtype == torch.bool:
+        raise TypeError("intensity augmentations need an image, got a bool tensor (a mask?)")
+    scale = float(torch.iinfo(x.dtype).max)
+    return x.float() / scale, scale
+
+
+def _from_unit(y: torch.Tensor, dtype: torch.dtype, scale: float | None) -> torch.Tensor:
+    if scale is None:
+        return y.to(dtype)
+    info = torch.iinfo(dtype)
+    return (y * scale).round().clamp(info.min, info.max).to(dtype)
+
+
+def _as_4d(x: torch.Tensor) -> torch.Tensor:
+    """``(C, Y, X)`` 2D images as one-section ``(C, 1, Y, X)`` volumes."""
+    if x.ndim == 3:
+        return x.unsqueeze(1)
+    if x.ndim != 4:
+        raise ValueError(f"expected a (C, Z, Y, X) or (C, Y, X) image, got shape {tuple(x.shape)}")
+    return x
+
+
+def _spatial3(spatial_shape: tuple[int, ...]) -> tuple[int, int, int]:
+    if len(spatial_shape) == 2:
+        return (1, *spatial_shape)
+    if len(spatial_shape) != 3:
+        raise ValueError(f"expected a (C, Z, Y, X) or (C, Y, X) image, got spatial shape {spatial_shape}")
+    return tuple(spatial_shape)
+
+
+def _check_ratio(name: str, value: float) -> float:
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"{name} must be in (0, 1], got {value}")
+    return float(value)
+
+
+# ---------------------------------------------------------------- grayscale
+
+
+@dataclass(frozen=True)
+class GrayscaleParams:
+    """``factors``: one (r0, r1, r2) for the volume ('3D') or one per section ('2D'); ``invert``: 1 - x after."""
+
+    mode: str
+    factors: tuple[tuple[float, float, float], ...]
+    invert: bool
+    contrast: float
+    brightness: float
+
+
+class RandGrayscale(RandEMTransform):
+    """Brightness, contrast and gamma changes between sections or volumes (PyTC ``Grayscale``).
+
+    With r0, r1, r2 ~ U(0, 1): ``x *= 1 + (r0 - 0.5) * contrast``; ``x += (r1 - 0.5) * brightness``;
+    clip to [0, 1]; ``x = x ** 2 ** (2 r2 - 1)``; then ``x = 1 - x`` if inverted. '3D' draws once
+    for the volume, '2D' once per section, 'mix' picks '2D' or '3D' (50/50) on every call.
+
+    Args:
+        contrast: contrast factor (default 0.3).
+        brightness: brightness factor (default 0.3).
+        mode: ``"mix"`` (default), ``"2D"`` or ``"3D"``.
+        invert: allow inversion (default False); when True each call inverts with probability ``invert_p``.
+        invert_p: inversion probability (default 0.0).
+        prob: probability of applying (default 0.5; PyTC config 0.75).
+
+    Image only; input ``(C, Z, Y, X)`` or ``(C, Y, X)`` in [0, 1] (float) or an integer dtype
+    scaled by its maximum (uint8: /255); shape and dtype kept.
+
+    Example:
+        >>> t = RandGrayscale(mode="3D", prob=1.0).set_random_state(0)
+        >>> t(torch.full((1, 2, 4, 4), 0.5)).shape
+        torch.Size([1, 2, 4, 4])
+    """
+
+    def __init__(
+        self,
+        contrast: float = 0.3,
+        brightness: float = 0.3,
+        mode: str = "mix",
+        invert: bool = False,
+        invert_p: float = 0.0,
+        prob: float = 0.5,
+    ):
+        super().__init__(prob, "bilinear")
+        if mode not in ("mix", "2D", "3D"):
+            raise ValueError(f"mode must be 'mix', '2D' or '3D', got {mode!r}")
+        if not 0.0 <= invert_p <= 1.0:
+            raise ValueError(f"invert_p must be in [0, 1], got {invert_p}")
+        self.contrast, self.brightness = float(contrast), float(brightness)
+        self.gray_mode, self.invert, self.invert_p = mode, bool(invert), float(invert_p)
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> GrayscaleParams:
+        depth = _spatial3(spatial_shape)[0]
+        mode = self.gray_mode
+        if mode == "mix":
+            mode = "3D" if self.R.rand() < 0.5 else "2D"
+        count = 1 if mode == "3D" else depth
+        factors = tuple(tuple(float(v) for v in row) for row in self.R.rand(count, 3))
+        invert = bool(self.invert and self.R.rand() < self.invert_p)
+        return GrayscaleParams(mode, factors, invert, self.contrast, self.brightness)
+
+    def apply(self, img, params: GrayscaleParams, mode: str):
+        x = as_torch(img)
+        y, scale = _to_unit(_as_4d(x))
+        r = torch.tensor(params.factors, dtype=y.dtype, device=y.device).T.reshape(3, 1, -1, 1, 1)
+        y = y * (1 + (r[0] - 0.5) * params.contrast) + (r[1] - 0.5) * params.brightness
+        y = y.clamp(0, 1) ** (2.0 ** (2 * r[2] - 1))
+        if params.invert:
+            y = 1 - y
+        out = _from_unit(y, x.dtype, scale)
+        return like_input(out.reshape(x.shape), img)
+
+
+class RandGrayscaled(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandGrayscale` for image keys only (one draw for all of them).
+
+    Args:
+        keys: image keys. allow_missing_keys: skip absent keys.
+        contrast, brightness, mode, invert, invert_p, prob: see the array class.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        contrast: float = 0.3,
+        brightness: float = 0.3,
+        mode: str = "mix",
+        invert: bool = False,
+        invert_p: float = 0.0,
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+    ):
+        inner = RandGrayscale(contrast, brightness, mode, invert, invert_p, 1.0)
+        super().__init__(keys, inner, prob, "bilinear", allow_missing_keys)
+
+
+# ---------------------------------------------------------------- cuboids
+
+
+def _draw_box(R, shape3: tuple[int, int, int], length_ratio: float) -> Box:
+    """A random cuboid with side ``max(1, int(ratio * L))`` per axis (all of z when Z == 1)."""
+    box = []
+    for axis, size in enumerate(shape3):
+        if axis == 0 and size == 1:
+            box.append((0, 1))
+            continue
+        length = max(1, int(length_ratio * size))
+        start = int(R.randint(0, size - length + 1))
+        box.append((start, start + length))
+    return tuple(box)
+
+
+def _box_slices(box: Box) -> tuple[slice, ...]:
+    return (slice(None), *(slice(a, b) for a, b in box))
+
+
+@dataclass(frozen=True)
+class CutBlurParams:
+    """The cuboid ``((z0, z1), (y0, y1), (x0, x1))`` and the down-sampling factor per axis (z, y, x)."""
+
+    box: Box
+    factors: tuple[float, float, float]
+
+
+class RandCutBlur(RandEMTransform):
+    """Locally lower resolution (PyTC ``CutBlur``): a cuboid is down-sampled and blown up again.
+
+    A cuboid with side ``int(length_ratio * L)`` per axis (all of z when Z == 1) at a uniform
+    random position is down-sampled by r ~ U(down_ratio_min, down_ratio_max) in y and x (and z if
+    ``downsample_z``), each new side ``max(1, int(side / r))``, with area averaging (the
+    anti-aliased filter), then up-sampled back with nearest neighbour and pasted in place.
+
+    Args:
+        length_ratio: cuboid side as a fraction of each axis (default 0.25; PyTC config 0.4).
+        down_ratio_min: smallest factor r (default 2.0).
+        down_ratio_max: largest factor r (default 8.0).
+        downsample_z: also down-sample along z (default False).
+        prob: probability of applying (default 0.5).
+
+    Image only; input ``(C, Z, Y, X)`` or ``(C, Y, X)``; shape and dtype kept (integers rounded).
+
+    Example:
+        >>> t = RandCutBlur(length_ratio=0.5, prob=1.0).set_random_state(0)
+        >>> t(torch.zeros(1, 4, 16, 16)).shape
+        torch.Size([1, 4, 16, 16])
+    """
+
+    def __init__(
+        self,
+        length_ratio: float = 0.25,
+        down_ratio_min: float = 2.0,
+        down_ratio_max: float = 8.0,
+        downsample_z: bool = False,
+        prob: float = 0.5,
+    ):
+        super().__init__(prob, "bilinear")
+        self.length_ratio = _check_ratio("length_ratio", length_ratio)
+        if not 1.0 <= down_ratio_min <= down_ratio_max:
+            raise ValueError(f"need 1 <= down_ratio_min <= down_ratio_max, got {down_ratio_min}, {down_ratio_max}")
+        self.down_ratio_min, self.down_ratio_max = float(down_ratio_min), float(down_ratio_max)
+        self.downsample_z = bool(downsample_z)
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> CutBlurParams:
+        shape3 = _spatial3(spatial_shape)
+        box = _draw_box(self.R, shape3, self.length_ratio)
+        r = float(self.R.uniform(self.down_ratio_min, self.down_ratio_max))
+        rz = r if self.downsample_z and shape3[0] > 1 else 1.0
+        return CutBlurParams(box, (rz, r, r))
+
+    def apply(self, img, params: CutBlurParams, mode: str):
+        x = as_torch(img)
+        out = _as_4d(x).clone()
+        where = _box_slices(params.box)
+        cut = out[where]
+        work = cut if cut.dtype.is_floating_point else cut.float()
+        small = tuple(max(1, int(s / f)) for s, f in zip(cut.shape[1:], params.factors, strict=True))
+        low = F.interpolate(work.unsqueeze(0), size=small, mode="area")
+        back = F.interpolate(low, size=tuple(cut.shape[1:]), mode="nearest-exact")[0]
+        if not x.dtype.is_floating_point:
+            info = torch.iinfo(x.dtype)
+            back = back.round().clamp(info.min, info.max)
+        out[where] = back.to(x.dtype)
+        return like_input(out.reshape(x.shape), img)
+
+
+class RandCutBlurd(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandCutBlur` for image keys only (same cuboid for all of them).
+
+    Args:
+        keys: image keys. allow_missing_keys: skip absent keys.
+        length_ratio, down_ratio_min, down_ratio_max, downsample_z, prob: see the array class.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        length_ratio: float = 0.25,
+        down_ratio_min: float = 2.0,
+        down_ratio_max: float = 8.0,
+        downsample_z: bool = False,
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+    ):
+        inner = RandCutBlur(length_ratio, down_ratio_min, down_ratio_max, downsample_z, 1.0)
+        super().__init__(keys, inner, prob, "bilinear", allow_missing_keys)
+
+
+@dataclass(frozen=True)
+class CutNoiseParams:
+    """The cuboid, the noise amplitude and the seed of the noise field (a torch.Generator on the data's device)."""
+
+    box: Box
+    scale: float
+    seed: int
+
+
+class RandCutNoise(RandEMTransform):
+    """Local noise (PyTC ``CutNoise``): uniform noise U(-scale, scale) added inside a random cuboid.
+
+    The cuboid is drawn as in :class:`RandCutBlur`; inside it ``x += U(-scale, scale)`` (an
+    independent value per voxel and channel), then clipped to [0, 1]; voxels outside never change.
+    The noise comes from a ``torch.Generator`` on the data's device seeded by a draw from
+    ``self.R``: reproducible per device, but CPU and CUDA give different (equally distributed) fields.
+
+    Args:
+        length_ratio: cuboid side as a fraction of each axis (default 0.25; PyTC config 0.4).
+        scale: noise amplitude (default 0.2; PyTC config 0.3), in [0, 1] intensity units.
+        prob: probability of applying (default 0.5; PyTC config 0.75).
+
+    Image only; input ``(C, Z, Y, X)`` or ``(C, Y, X)`` in [0, 1] (float) or an integer dtype scaled
+    by its maximum; shape and dtype kept.
+
+    Example:
+        >>> t = RandCutNoise(length_ratio=0.5, prob=1.0).set_random_state(0)
+        >>> t(torch.zeros(1, 4, 16, 16)).shape
+        torch.Size([1, 4, 16, 16])
+    """
+
+    def __init__(self, length_ratio: float = 0.25, scale: float = 0.2, prob: float = 0.5):
+        super().__init__(prob, "bilinear")
+        self.length_ratio = _check_ratio("length_ratio", length_ratio)
+        if scale < 0:
+            raise ValueError(f"scale must be >= 0, got {scale}")
+        self.scale = float(scale)
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> CutNoiseParams:
+        box = _draw_box(self.R, _spatial3(spatial_shape), self.length_ratio)
+        return CutNoiseParams(box, self.scale, int(self.R.randint(0, 2**31 - 1)))
+
+    def apply(self, img, params: CutNoiseParams, mode: str):
+        x = as_torch(img)
+        out = _as_4d(x).clone()
+        where = _box_slices(params.box)
+        cut, scale = _to_unit(out[where])
+        gen = torch.Generator(device=x.device).manual_seed(params.seed)
+        noise = torch.rand(cut.shape, generator=gen, device=x.device, dtype=cut.dtype)
+        cut = (cut + (noise * 2 - 1) * params.scale).clamp(0, 1)
+        out[where] = _from_unit(cut, x.dtype, scale)
+        return like_input(out.reshape(x.shape), img)
+
+
+class RandCutNoised(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandCutNoise` for image keys only (same cuboid and noise for all).
+
+    Args:
+        keys: image keys. allow_missing_keys: skip absent keys.
+        length_ratio, scale, prob: see the array class.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        length_ratio: float = 0.25,
+        scale: float = 0.2,
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandCutNoise(length_ratio, scale, 1.0), prob, "bilinear", allow_missing_keys)
+

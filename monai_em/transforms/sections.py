@@ -1,0 +1,468 @@
+"""Section-wise defects of serial-section EM: mis-alignment, missing sections, missing parts, motion blur."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+from scipy.ndimage import distance_transform_cdt
+
+from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, like_input
+
+__all__ = [
+    "MisAlignmentParams",
+    "MissingPartsParams",
+    "MissingSectionParams",
+    "MotionBlurParams",
+    "RandMisAlignment",
+    "RandMisAlignmentd",
+    "RandMissingParts",
+    "RandMissingPartsd",
+    "RandMissingSection",
+    "RandMissingSectiond",
+    "RandMotionBlur",
+    "RandMotionBlurd",
+]
+
+
+def _cast_back(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Float result -> ``dtype`` (rounded and clamped to the range for integer dtypes)."""
+    if dtype.is_floating_point or out.dtype == dtype:
+        return out.to(dtype)
+    if dtype == torch.bool:
+        return out > 0.5
+    info = torch.iinfo(dtype)
+    return out.round().clamp(info.min, info.max).to(dtype)
+
+
+def _rotate_xy(x: torch.Tensor, angle: float, mode: str) -> torch.Tensor:
+    """Rotate ``(..., Y, X)`` by ``angle`` degrees about the yx centre, zero fill.
+
+    ``nearest`` gathers voxels in the input dtype (label ids are never converted to float);
+    anything else is bilinear, computed in float and cast back to the input dtype.
+    """
+    if angle == 0:
+        return x.clone()
+    height, width = x.shape[-2:]
+    t = math.radians(angle)
+    yy, xx = torch.meshgrid(
+        torch.arange(height, dtype=torch.float32, device=x.device),
+        torch.arange(width, dtype=torch.float32, device=x.device),
+        indexing="ij",
+    )
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    # where each output voxel reads from: the inverse rotation of its coordinates
+    sy = cy + (yy - cy) * math.cos(t) - (xx - cx) * math.sin(t)
+    sx = cx + (yy - cy) * math.sin(t) + (xx - cx) * math.cos(t)
+    if mode == "nearest":
+        iy, ix = sy.round().long(), sx.round().long()
+        inside = (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)
+        out = x[..., iy.clamp(0, height - 1), ix.clamp(0, width - 1)]
+        return torch.where(inside, out, torch.zeros((), dtype=x.dtype, device=x.device))
+    work = x if x.dtype.is_floating_point else x.float()
+    y0, x0 = sy.floor(), sx.floor()
+    out = torch.zeros_like(work)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            py, px = y0 + dy, x0 + dx
+            w = (1 - (sy - py).abs()) * (1 - (sx - px).abs())
+            inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
+            w = torch.where(inside, w, torch.zeros_like(w)).to(work.dtype)
+            out += work[..., py.long().clamp(0, height - 1), px.long().clamp(0, width - 1)] * w
+    return _cast_back(out, x.dtype)
+
+
+# ---------------------------------------------------------------- mis-alignment
+
+
+@dataclass(frozen=True)
+class MisAlignmentParams:
+    """One mis-alignment draw: ``section`` i, 'slip' (only i moves) or 'translation' (i onward moves).
+
+    Translation mode crops every section at ``start0`` (y, x) except the moved ones, cut at
+    ``start1``; rotation mode rotates the moved sections by ``angle`` degrees.
+    """
+
+    section: int
+    slip: bool
+    rotate: bool
+    displacement: int
+    start0: tuple[int, int] = (0, 0)
+    start1: tuple[int, int] = (0, 0)
+    angle: float = 0.0
+
+
+class RandMisAlignment(RandEMTransform):
+    """Mis-aligned sections (PyTC ``MisAlignment``): one section, or the stack from it on, is shifted or rotated.
+
+    With probability ``rotate_ratio`` the rotation variant, else translation; then 'slip' (50 %)
+    moves only section i, 'translation' moves every section from i on; i ~ U{1..Z-2}.
+    Translation: (y0, x0), (y1, x1) ~ U{0..d-1}; output ``(C, Z, Y-d, X-d)``, each section cut at
+    (y0, x0) or, if moved, at (y1, x1) — a pure crop, so labels keep their values exactly.
+    Rotation: angle ~ U(-A, A) with A = 2 asin((d/2) / (1.42 (Y-d)/2)) degrees about the yx
+    centre, zero fill; size kept. Margin: ``add = (0, ceil(d/2), ceil(d/2))``.
+
+    Args:
+        displacement: d, the largest shift in voxels (default 16).
+        rotate_ratio: probability of the rotation variant (default 0.0; PyTC config 0.5).
+        prob: probability of applying (default 0.5).
+        mode: ``"bilinear"`` (images) or ``"nearest"`` (labels, masks) for the rotation variant.
+
+    Input ``(C, Z, Y, X)`` with Z >= 3 and Y, X > d.
+
+    Example:
+        >>> t = RandMisAlignment(displacement=8, prob=1.0).set_random_state(0)
+        >>> t(np.zeros((1, 5, 32, 32), np.float32)).shape[-2:]
+        torch.Size([24, 24])
+    """
+
+    def __init__(self, displacement: int = 16, rotate_ratio: float = 0.0, prob: float = 0.5, mode: str | None = None):
+        super().__init__(prob, mode)
+        if int(displacement) != displacement or displacement < 1:
+            raise ValueError(f"displacement must be a positive int, got {displacement!r}")
+        if not 0.0 <= rotate_ratio <= 1.0:
+            raise ValueError(f"rotate_ratio must be in [0, 1], got {rotate_ratio}")
+        self.displacement = int(displacement)
+        self.rotate_ratio = float(rotate_ratio)
+
+    def margin(self) -> Margin:
+        half = math.ceil(self.displacement / 2)
+        return Margin(add=(0, half, half))
+
+    def max_angle(self, height: int) -> float:
+        """The rotation bound A in degrees for sections of ``height`` voxels."""
+        d = self.displacement
+        return math.degrees(2 * math.asin(min(1.0, (d / 2) / (1.42 * (height - d) / 2))))
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> MisAlignmentParams:
+        if len(spatial_shape) != 3 or spatial_shape[0] < 3:
+            raise ValueError(f"mis-alignment needs (C, Z, Y, X) with Z >= 3, got spatial shape {spatial_shape}")
+        _, height, width = spatial_shape
+        d = self.displacement
+        if min(height, width) <= d:
+            raise ValueError(f"displacement {d} needs Y and X larger than it, got spatial shape {spatial_shape}")
+        rotate = bool(self.R.rand() < self.rotate_ratio)
+        slip = bool(self.R.rand() < 0.5)
+        section = int(self.R.randint(1, spatial_shape[0] - 1))
+        if rotate:
+            bound = self.max_angle(height)
+            return MisAlignmentParams(section, slip, True, d, angle=float(self.R.uniform(-bound, bound)))
+        y0, x0, y1, x1 = (int(v) for v in self.R.randint(0, d, size=4))
+        return MisAlignmentParams(section, slip, False, d, start0=(y0, x0), start1=(y1, x1))
+
+    def apply(self, img, params: MisAlignmentParams, mode: str):
+        x = as_torch(img)
+        moved = [params.section] if params.slip else list(range(params.section, x.shape[1]))
+        if params.rotate:
+            out = x.clone()
+            out[:, moved] = _rotate_xy(x[:, moved], params.angle, mode)
+            return like_input(out, img)
+        d = params.displacement
+        height, width = x.shape[2] - d, x.shape[3] - d
+        (y0, x0), (y1, x1) = params.start0, params.start1
+        out = x[:, :, y0 : y0 + height, x0 : x0 + width].clone()
+        out[:, moved] = x[:, moved, y1 : y1 + height, x1 : x1 + width]
+        return like_input(out, img)
+
+
+class RandMisAlignmentd(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandMisAlignment`: every key gets the same draw.
+
+    Args:
+        keys: image, label and mask keys (all move together).
+        mode: ``"bilinear"`` for images, ``"nearest"`` for labels/masks (one value or one per key).
+        allow_missing_keys: skip absent keys.
+        displacement, rotate_ratio, prob: see :class:`RandMisAlignment`.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        displacement: int = 16,
+        rotate_ratio: float = 0.0,
+        prob: float = 0.5,
+        mode: str | Sequence[str] = "bilinear",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandMisAlignment(displacement, rotate_ratio, 1.0), prob, mode, allow_missing_keys)
+
+
+# ---------------------------------------------------------------- missing sections
+
+
+@dataclass(frozen=True)
+class MissingSectionParams:
+    """Indices of the deleted sections (sorted; empty for a one-section volume)."""
+
+    sections: tuple[int, ...]
+
+
+class RandMissingSection(RandEMTransform):
+    """Lost sections (PyTC ``MissingSection``): n distinct sections from [1, Z-2] are deleted, Z shrinks by n.
+
+    Args:
+        num_sections: n (default 2), drawn without replacement, never the first or last section.
+        prob: probability of applying (default 0.5).
+
+    Input ``(C, Z, Y, X)``, output ``(C, Z - n, Y, X)``; a no-op when Z == 1; ValueError when
+    Z - 2 < n. Margin: ``add = (ceil(n/2), 0, 0)``. Works on any dtype (pure indexing).
+
+    Example:
+        >>> t = RandMissingSection(num_sections=2, prob=1.0).set_random_state(0)
+        >>> t(np.zeros((1, 8, 4, 4))).shape
+        torch.Size([1, 6, 4, 4])
+    """
+
+    def __init__(self, num_sections: int = 2, prob: float = 0.5, mode: str | None = None):
+        super().__init__(prob, mode)
+        if int(num_sections) != num_sections or num_sections < 1:
+            raise ValueError(f"num_sections must be a positive int, got {num_sections!r}")
+        self.num_sections = int(num_sections)
+
+    def margin(self) -> Margin:
+        return Margin(add=(math.ceil(self.num_sections / 2), 0, 0))
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> MissingSectionParams:
+        if len(spatial_shape) != 3:
+            raise ValueError(f"missing sections need (C, Z, Y, X) data, got spatial shape {spatial_shape}")
+        depth = spatial_shape[0]
+        if depth == 1:
+            return MissingSectionParams(())
+        if depth - 2 < self.num_sections:
+            raise ValueError(
+                f"cannot delete num_sections={self.num_sections} interior sections from Z={depth} "
+                f"(spatial shape {spatial_shape}); need Z >= {self.num_sections + 2}"
+            )
+        picked = self.R.choice(np.arange(1, depth - 1), self.num_sections, replace=False)
+        return MissingSectionParams(tuple(sorted(int(i) for i in picked)))
+
+    def apply(self, img, params: MissingSectionParams, mode: str):
+        x = as_torch(img)
+        keep = [z for z in range(x.shape[1]) if z not in set(params.sections)]
+        return like_input(x[:, keep], img)
+
+
+class RandMissingSectiond(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandMissingSection`: the same sections leave every key.
+
+    Args:
+        keys: image, label and mask keys. mode: accepted for symmetry (indexing only).
+        allow_missing_keys: skip absent keys. num_sections, prob: see the array class.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        num_sections: int = 2,
+        prob: float = 0.5,
+        mode: str | Sequence[str] = "nearest",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandMissingSection(num_sections, 1.0), prob, mode, allow_missing_keys)
+
+
+# ---------------------------------------------------------------- missing parts
+
+
+@dataclass(frozen=True)
+class MissingPartsParams:
+    """Hit sections; for each, ``(section, vertical, start, end)``: the line runs from ``start`` on
+    one border to ``end`` on the opposite one (vertical: top row to bottom row, x positions)."""
+
+    lines: tuple[tuple[int, bool, int, int], ...]
+    iterations: int
+
+
+def missing_parts_mask(shape: tuple[int, int], vertical: bool, start: int, end: int, iterations: int) -> np.ndarray:
+    """The band of one missing part: a straight border-to-border line dilated ``iterations`` times
+    with a cross (4-connected) structure, i.e. every voxel within city-block distance ``iterations``."""
+    height, width = shape
+    line = np.zeros(shape, dtype=bool)
+    length = height if vertical else width
+    steps = np.arange(length)
+    across = np.rint(start + (end - start) * steps / max(length - 1, 1)).astype(int)
+    if vertical:
+        line[steps, np.clip(across, 0, width - 1)] = True
+    else:
+        line[np.clip(across, 0, height - 1), steps] = True
+    return distance_transform_cdt(~line, metric="taxicab") <= iterations
+
+
+class RandMissingParts(RandEMTransform):
+    """Torn or folded sections (PyTC ``MissingParts``): a band across a section is replaced by its mean.
+
+    Walk the sections; each is hit with probability ``section_prob`` and a hit makes the next
+    section skip. A hit draws a roughly straight line from border to border (vertical or
+    horizontal, 50/50; both end points ~ U{1..L-3} on the opposite borders), dilates it
+    ``iterations`` times with a cross structure and fills the band with that section's mean
+    (per channel; rounded for integer images).
+
+    Args:
+        iterations: band half-width in voxels (city-block), default 64.
+        section_prob: per-section hit probability (default 0.5; PyTC uses its gate ``p`` here too).
+        prob: probability of applying at all (default 0.5; PyTC config 0.9).
+
+    Image only; input ``(C, Z, Y, X)``, shape and dtype kept.
+
+    Example:
+        >>> t = RandMissingParts(iterations=4, section_prob=1.0, prob=1.0).set_random_state(0)
+        >>> t(np.random.default_rng(0).random((1, 3, 32, 32), dtype=np.float32)).shape
+        torch.Size([1, 3, 32, 32])
+    """
+
+    def __init__(self, iterations: int = 64, section_prob: float = 0.5, prob: float = 0.5):
+        super().__init__(prob, "bilinear")
+        if int(iterations) != iterations or iterations < 0:
+            raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
+        if not 0.0 <= section_prob <= 1.0:
+            raise ValueError(f"section_prob must be in [0, 1], got {section_prob}")
+        self.iterations = int(iterations)
+        self.section_prob = float(section_prob)
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> MissingPartsParams:
+        depth, height, width = spatial_shape[-3:] if len(spatial_shape) >= 3 else (1, *spatial_shape)
+        lines, skip = [], False
+        for z in range(depth):
+            if skip:
+                skip = False
+                continue
+            if self.R.rand() < self.section_prob:
+                vertical = bool(self.R.rand() < 0.5)
+                across = width if vertical else height
+                start, end = (int(v) for v in self.R.randint(1, max(across - 2, 2), size=2))
+                lines.append((z, vertical, start, end))
+                skip = True
+        return MissingPartsParams(tuple(lines), self.iterations)
+
+    def apply(self, img, params: MissingPartsParams, mode: str):
+        x = as_torch(img)
+        if not params.lines:
+            return like_input(x.clone(), img)
+        out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
+        for z, vertical, start, end in params.lines:
+            band = missing_parts_mask(tuple(out.shape[-2:]), vertical, start, end, params.iterations)
+            band_t = torch.as_tensor(band, device=x.device)
+            section = out[:, z]
+            mean = section.double().mean(dim=(-2, -1), keepdim=True)
+            section[:, band_t] = _cast_back(mean.expand_as(section)[:, band_t], x.dtype)
+        return like_input(out if x.ndim == 4 else out[:, 0], img)
+
+
+class RandMissingPartsd(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandMissingParts` for image keys only (labels stay as they are).
+
+    Args:
+        keys: image keys. allow_missing_keys: skip absent keys.
+        iterations, section_prob, prob: see the array class.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        iterations: int = 64,
+        section_prob: float = 0.5,
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandMissingParts(iterations, section_prob, 1.0), prob, "bilinear", allow_missing_keys)
+
+
+# ---------------------------------------------------------------- motion blur
+
+
+@dataclass(frozen=True)
+class MotionBlurParams:
+    """Blurred sections, the direction of the line kernel and its size."""
+
+    sections: tuple[int, ...]
+    horizontal: bool
+    kernel_size: int
+
+
+def _reflect_index(length: int, before: int, after: int, device) -> torch.Tensor:
+    """Indices ``-before .. length+after-1`` mirrored into [0, length) without edge repeat (cv2 default)."""
+    idx = torch.arange(-before, length + after, device=device)
+    if length == 1:
+        return torch.zeros_like(idx)
+    period = 2 * (length - 1)
+    idx = idx.abs() % period
+    return torch.where(idx >= length, period - idx, idx)
+
+
+class RandMotionBlur(RandEMTransform):
+    """Motion blur during imaging (PyTC ``MotionBlur``): a few sections are smeared along one direction.
+
+    Pick min(``sections``, Z) distinct sections; convolve each with a k×k kernel whose centre
+    row (horizontal, 50 %) or centre column (vertical) is 1/k, the rest 0 — a length-k box
+    filter along x or y. Borders are mirrored without edge repeat (OpenCV's default ``reflect``).
+
+    Args:
+        sections: how many sections to blur (default 2).
+        kernel_size: k (odd or even, >= 1; default 11).
+        prob: probability of applying (default 0.5).
+
+    Image only; input ``(C, Z, Y, X)``, shape and dtype kept (integer images are rounded).
+
+    Example:
+        >>> t = RandMotionBlur(sections=1, prob=1.0).set_random_state(0)
+        >>> t(np.zeros((1, 4, 16, 16), np.float32)).shape
+        torch.Size([1, 4, 16, 16])
+    """
+
+    def __init__(self, sections: int = 2, kernel_size: int = 11, prob: float = 0.5):
+        super().__init__(prob, "bilinear")
+        if int(sections) != sections or sections < 1:
+            raise ValueError(f"sections must be a positive int, got {sections!r}")
+        if int(kernel_size) != kernel_size or kernel_size < 1:
+            raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+        self.sections = int(sections)
+        self.kernel_size = int(kernel_size)
+
+    def draw(self, spatial_shape: tuple[int, ...]) -> MotionBlurParams:
+        depth = spatial_shape[0] if len(spatial_shape) >= 3 else 1
+        picked = self.R.choice(depth, min(self.sections, depth), replace=False)
+        horizontal = bool(self.R.rand() < 0.5)
+        return MotionBlurParams(tuple(sorted(int(z) for z in picked)), horizontal, self.kernel_size)
+
+    def apply(self, img, params: MotionBlurParams, mode: str):
+        x = as_torch(img)
+        out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
+        k = params.kernel_size
+        before = k // 2  # the kernel's anchor (cv2: its centre), so output x averages x-before .. x-before+k-1
+        sec = out[:, list(params.sections)]
+        work = sec if sec.dtype.is_floating_point else sec.float()
+        if not params.horizontal:
+            work = work.transpose(-1, -2)
+        length = work.shape[-1]
+        idx = _reflect_index(length, before, k - 1 - before, x.device)
+        padded = work.index_select(-1, idx)
+        lead = padded.shape[:-1]
+        blurred = F.avg_pool1d(padded.reshape(-1, 1, padded.shape[-1]), k, stride=1).reshape(*lead, length)
+        if not params.horizontal:
+            blurred = blurred.transpose(-1, -2)
+        out[:, list(params.sections)] = _cast_back(blurred, x.dtype)
+        return like_input(out if x.ndim == 4 else out[:, 0], img)
+
+
+class RandMotionBlurd(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandMotionBlur` for image keys only.
+
+    Args:
+        keys: image keys. allow_missing_keys: skip absent keys.
+        sections, kernel_size, prob: see the array class.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        sections: int = 2,
+        kernel_size: int = 11,
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandMotionBlur(sections, kernel_size, 1.0), prob, "bilinear", allow_missing_keys)

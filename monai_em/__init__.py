@@ -6,3 +6,22 @@ from .data import HDF5Reader, SyntheticEM, make_em_volume, read_hdf5, write_tile
 from .transforms import Margin, keys_and_modes  # noqa: E402
 from .losses import VoxelWeightedLoss  # noqa: E402
 from .transforms import AffinityTarget, AffinityTargetd, BoundaryTarget, BoundaryTargetd, ValidMaskToWeightd  # noqa: E402
+from .transforms import (  # noqa: E402
+    RandCopyPasted,
+    RandCutBlur,
+    RandCutBlurd,
+    RandCutNoise,
+    RandCutNoised,
+    RandGrayscale,
+    RandGrayscaled,
+    RandMisAlignment,
+    RandMisAlignmentd,
+    RandMissingParts,
+    RandMissingPartsd,
+    RandMissingSection,
+    RandMissingSectiond,
+    RandMixup,
+    RandMixupd,
+    RandMotionBlur,
+    RandMotionBlurd,
+)

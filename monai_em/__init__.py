@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .data import HDF5Reader, SyntheticEM, make_em_volume, read_hdf5, write_tiled_volume  # noqa: E402
+from .data import TileDataset, TileVolume, open_volume, write_tile_json  # noqa: E402
 from .transforms import Margin, keys_and_modes  # noqa: E402
 from .losses import VoxelWeightedLoss  # noqa: E402
 from .transforms import AffinityTarget, AffinityTargetd, BoundaryTarget, BoundaryTargetd, ValidMaskToWeightd  # noqa: E402

@@ -1,5 +1,9 @@
 """EM data: readers, the tiled-volume format, datasets, and the synthetic EM generator."""
 
+from .chunks import chunk_box, chunk_boxes, chunk_name, split_rank_world
 from .readers import HDF5Reader, read_hdf5
 from .synthetic import SyntheticEM, make_em_volume
-from .tile_format import write_tiled_volume
+from .tile_dataset import TileDataset
+from .tile_format import TileSpec, load_tile_json, write_tile_json, write_tiled_volume
+from .tiles import MissingTileWarning, TileVolume, check_compatible, open_volume
+from .volume import ArrayVolume, VolumeSource

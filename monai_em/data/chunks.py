@@ -13,7 +13,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["axis_bounds", "chunk_box", "chunk_grid", "chunk_id_to_zyx", "chunk_name", "pad_box", "split_rank_world"]
+__all__ = [
+    "axis_bounds",
+    "chunk_box",
+    "chunk_boxes",
+    "chunk_grid",
+    "chunk_id_to_zyx",
+    "chunk_name",
+    "pad_box",
+    "round_permutation",
+    "split_rank_world",
+    "worker_share",
+]
 
 
 def axis_bounds(length: int, n: int, i: int, train: bool) -> tuple[int, int]:
@@ -22,7 +33,10 @@ def axis_bounds(length: int, n: int, i: int, train: bool) -> tuple[int, int]:
         raise ValueError(f"chunk index {i} out of range for {n} chunks")
     step = 2 if train else 1
     denom = n + step - 1
-    return (i * length) // denom, ((i + step) * length) // denom
+    start, end = (i * length) // denom, ((i + step) * length) // denom
+    if end <= start:
+        raise ValueError(f"an axis of {length} voxels is too short for {n} chunks (chunk {i} would be empty)")
+    return start, end
 
 
 def chunk_grid(chunk_num: Sequence[int]) -> int:
@@ -48,7 +62,11 @@ def pad_box(box: Sequence[tuple[int, int]], pad_size: Sequence[int] | int) -> tu
 
 
 def chunk_box(
-    shape: Sequence[int], chunk_num: Sequence[int], chunk_id: int, train: bool, pad_size: Sequence[int] | int = 0
+    shape: Sequence[int],
+    chunk_num: Sequence[int],
+    chunk_id: int,
+    train: bool,
+    pad_size: Sequence[int] | int = 0,
 ) -> tuple[tuple[int, int], ...]:
     """The box ``((z0, z1), (y0, y1), (x0, x1))`` of a chunk, enlarged by ``pad_size`` per side.
 
@@ -61,6 +79,13 @@ def chunk_box(
     return pad_box(box, pad_size)
 
 
+def chunk_boxes(
+    shape: Sequence[int], chunk_num: Sequence[int], train: bool, pad_size: Sequence[int] | int = 0
+) -> list[tuple[tuple[int, int], ...]]:
+    """Boxes of all chunks, in chunk id order."""
+    return [chunk_box(shape, chunk_num, i, train, pad_size) for i in range(chunk_grid(chunk_num))]
+
+
 def chunk_name(box: Sequence[tuple[int, int]]) -> str:
     """Output name of a chunk from its (unpadded) box: ``z0-z1-y0-y1-x0-x1``."""
     return "-".join(f"{a}-{b}" for a, b in box)
@@ -71,3 +96,25 @@ def split_rank_world(n_items: int, rank: int, world: int) -> range:
     if world < 1 or not 0 <= rank < world:
         raise ValueError(f"rank {rank} out of range for world size {world}")
     return range((rank * n_items) // world, ((rank + 1) * n_items) // world)
+
+
+def round_permutation(n_chunks: int, seed: int, round_key: Sequence[int] | int) -> np.ndarray:
+    """The chunk order of one training round: a permutation every rank and worker computes alike."""
+    key = [int(seed)] + [int(k) for k in np.atleast_1d(round_key)]
+    return np.random.default_rng(np.random.SeedSequence(key)).permutation(int(n_chunks))
+
+
+def worker_share(
+    n_chunks: int, worker: int, n_workers: int, seed: int, round_key: Sequence[int] | int
+) -> list[int]:
+    """Chunk ids global worker ``worker`` of ``n_workers`` (rank x num_workers + worker id) reads in a round.
+
+    Positions ``worker, worker + n_workers, ...`` of :func:`round_permutation`: every chunk goes to exactly
+    one worker per round. With more workers than chunks, a worker left without one re-reads chunk
+    ``perm[worker % n_chunks]`` (so an endless stream never stalls; those chunks are read twice in the round).
+    """
+    if n_workers < 1 or not 0 <= worker < n_workers:
+        raise ValueError(f"worker {worker} out of range for {n_workers} workers")
+    perm = round_permutation(n_chunks, seed, round_key)
+    share = perm[worker::n_workers]
+    return [int(i) for i in share] if len(share) else [int(perm[worker % n_chunks])]

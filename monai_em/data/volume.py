@@ -55,7 +55,9 @@ def reflect_indices(start: int, stop: int, length: int) -> np.ndarray:
     return np.where(idx >= length, period - idx, idx)
 
 
-def read_reflected(read_inside: Callable[[Box], np.ndarray], box: Sequence, shape: Sequence[int]) -> np.ndarray:
+def read_reflected(
+    read_inside: Callable[[Box], np.ndarray], box: Sequence, shape: Sequence[int]
+) -> np.ndarray:
     """Read ``box`` of a volume of spatial ``shape`` given a reader for in-bounds boxes only.
 
     ``read_inside(inner_box)`` must return the ``(..., z, y, x)`` data of a box inside the volume.

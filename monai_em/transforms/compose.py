@@ -1,0 +1,347 @@
+"""EMAugmentor: plans the sample size from the transforms' margins, runs them, centre-crops, smooths labels.
+
+Also builds PyTC's default augmentation list (:func:`default_em_transforms`) from a targets mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from monai.transforms import Compose, MapTransform, OneOf, RandomOrder, SomeOf
+from scipy import ndimage
+
+from .base import Margin, keys_and_modes, like_input, spatial_shape_of
+from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
+from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
+from .spatial import (
+    RandFlipTransposed,
+    RandRescaled,
+    RandRotateXYd,
+    RandSectionElasticd,
+    identity_points,
+    resample,
+)
+
+__all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
+
+# transforms whose point maps EMAugmentor chains into one resampling
+_FUSABLE = (RandRescaled, RandFlipTransposed, RandRotateXYd, RandSectionElasticd)
+
+
+def _grow(margin: Margin, size: tuple[int, ...]) -> tuple[int, ...]:
+    """``margin`` applied to a 3D (z, y, x) or 2D (y, x) size."""
+    if len(size) == 2:
+        margin = Margin(margin.ratio[1:], margin.add[1:])  # type: ignore[arg-type]
+    return margin.grow(size)
+
+
+def plan_sample_size(transforms: Sequence[Any], input_size: Sequence[int]) -> tuple[int, ...]:
+    """The sample size ``transforms`` (run in list order) need to produce ``input_size`` without empty borders.
+
+    Walks the list from the last transform to the first: ``S = ceil(S * ratio) + 2 * add`` with each
+    transform's ``margin()``. MONAI ``Compose``/``RandomOrder``/``SomeOf`` count all their members,
+    ``OneOf`` the largest branch; transforms without ``margin()`` need no context.
+    """
+    size = tuple(int(s) for s in input_size)
+    for t in reversed(list(transforms)):
+        if isinstance(t, OneOf):
+            grown = [plan_sample_size([b], size) for b in t.transforms]
+            size = tuple(max(g[i] for g in grown) for i in range(len(size))) if grown else size
+        elif isinstance(t, (Compose, RandomOrder, SomeOf)):
+            size = plan_sample_size(t.transforms, size)
+        elif callable(getattr(t, "margin", None)):
+            size = _grow(t.margin(), size)
+    return size
+
+
+def smooth_label_edges(label, sigma: float = 2.0, threshold: float = 0.5, iterations: int = 2):
+    """PyTC's label smoothing: per section and per id (ascending), blur the id's mask with a Gaussian
+    (``sigma``, border 'nearest') and threshold, ``iterations`` times; the id's old voxels are cleared
+    and the smoothed mask written (later ids win). Each id is processed inside its bounding box
+    grown by the filter reach, so the cost scales with the objects' area, not with sections x ids
+    (about 10-40 ms for an 8x256x256 label with ~50 ids per section, against ~0.9 s in PyTC).
+
+    Args:
+        label: ``(C, Z, Y, X)`` or ``(C, Y, X)`` integer labels (numpy or torch, any device).
+    """
+    t = label.detach().cpu().numpy() if isinstance(label, torch.Tensor) else np.asarray(label)
+    out = t.copy()
+    sections = out.reshape(-1, *out.shape[-2:])
+    reach = iterations * int(4.0 * sigma + 0.5) + 1
+    for sec in sections:
+        ids, inverse = np.unique(sec, return_inverse=True)
+        inverse = inverse.reshape(sec.shape)
+        boxes = ndimage.find_objects(inverse + 1)
+        for n, idx in enumerate(ids):
+            if idx == 0 or boxes[n] is None:
+                continue
+            box = tuple(slice(max(s.start - reach, 0), min(s.stop + reach, size)) for s, size in zip(boxes[n], sec.shape, strict=True))
+            patch = sec[box]
+            binary = patch == idx
+            for _ in range(iterations):
+                binary = ndimage.gaussian_filter(binary.astype(np.float32), sigma, mode="nearest", truncate=4.0) > threshold
+            patch[patch == idx] = 0
+            patch[binary] = idx
+    result = torch.from_numpy(out)
+    if isinstance(label, torch.Tensor):
+        result = result.to(label.device)
+    return like_input(result, label)
+
+
+class _CentreCrop(MapTransform):
+    """Crop ``keys`` (or every array with the right number of axes) to ``size``, margin ``(S - size) // 2``."""
+
+    def __init__(self, size: Sequence[int], keys: Sequence[Hashable] | None = None):
+        self.size = tuple(int(s) for s in size)
+        self.keys = tuple(keys) if keys is not None else None
+        self.allow_missing_keys = True
+
+    def window(self, key: Hashable, shape: Sequence[int]) -> tuple[int, ...]:
+        spatial = tuple(shape[-len(self.size) :])
+        if any(s < i for s, i in zip(spatial, self.size, strict=True)):
+            raise ValueError(
+                f"key {key!r}: spatial shape {spatial} is smaller than input_size {self.size}; "
+                "crop at least EMAugmentor.sample_size before augmenting"
+            )
+        return tuple((s - i) // 2 for s, i in zip(spatial, self.size, strict=True))
+
+    def crop_keys(self, d: Mapping) -> list[Hashable]:
+        if self.keys is not None:
+            return [k for k in self.keys if k in d]
+        n = len(self.size) + 1
+        return [k for k, v in d.items() if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == n]
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.crop_keys(d):
+            start = self.window(key, d[key].shape)
+            d[key] = d[key][(slice(None), *(slice(s, s + i) for s, i in zip(start, self.size, strict=True)))]
+        return d
+
+
+class _SmoothLabels(MapTransform):
+    def __init__(self, keys: Sequence[Hashable]):
+        MapTransform.__init__(self, keys, allow_missing_keys=True)
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = smooth_label_edges(d[key])
+        return d
+
+
+class EMAugmentor(Compose):
+    """PyTC's augmentor (``Compose(input_size=...)``) as a MONAI ``Compose``: plan, augment, centre-crop.
+
+    ``sample_size`` is what the dataset must crop so that every transform has the context it needs
+    (:func:`plan_sample_size`). A call runs ``transforms`` in list order, centre-crops every key to
+    ``input_size`` (margin ``(size - input_size) // 2``) and optionally smooths label edges. With
+    ``fuse=True`` a run of consecutive monai_em spatial transforms (rescale, flip/transpose,
+    rotate, section elastic) on the same keys is applied as ONE resampling of their chained point
+    maps, computed only inside the final crop: same draws, same geometry, far less work (images
+    are interpolated once instead of once per transform; a shrinking rescale inside a fused run
+    is plain bilinear instead of anti-aliased). ``set_random_state`` reaches every inner transform
+    (MONAI ``Compose`` reseeds each member), so DataLoader workers draw differently.
+
+    Args:
+        transforms: transforms to run, in order (monai_em and/or MONAI dictionary transforms).
+        input_size: output spatial size ``(Z, Y, X)`` (or ``(Y, X)`` for 2D).
+        smooth_labels: apply :func:`smooth_label_edges` to ``label_keys`` after the crop (default False).
+        label_keys: keys smoothed by ``smooth_labels`` (default ``("label",)``).
+        crop_keys: keys to crop; default every array with ``len(input_size) + 1`` axes.
+        fuse: fuse runs of spatial transforms (default True).
+
+    Example:
+        >>> aug = EMAugmentor.from_targets((8, 64, 64), {"image": "img", "label": "mask"})
+        >>> aug.sample_size
+        (10, 132, 132)
+    """
+
+    def __init__(
+        self,
+        transforms: Sequence[Any],
+        input_size: Sequence[int],
+        smooth_labels: bool = False,
+        label_keys: Sequence[Hashable] = ("label",),
+        crop_keys: Sequence[Hashable] | None = None,
+        fuse: bool = True,
+        **compose_kwargs: Any,
+    ):
+        input_size = tuple(int(s) for s in input_size)
+        if len(input_size) not in (2, 3) or min(input_size) < 1:
+            raise ValueError(f"input_size must be 2 or 3 positive ints, got {input_size}")
+        self.input_size = input_size
+        self.augmentations = list(transforms)
+        self.smooth_labels, self.label_keys, self.fuse = bool(smooth_labels), tuple(label_keys), bool(fuse)
+        self.crop = _CentreCrop(input_size, crop_keys)
+        tail: list[Any] = [self.crop] + ([_SmoothLabels(self.label_keys)] if self.smooth_labels else [])
+        super().__init__([*self.augmentations, *tail], **compose_kwargs)
+
+    @property
+    def sample_size(self) -> tuple[int, ...]:
+        """Spatial size to crop before augmenting (planned from the transforms' margins)."""
+        return plan_sample_size(self.augmentations, self.input_size)
+
+    @classmethod
+    def from_targets(
+        cls,
+        input_size: Sequence[int],
+        targets: Mapping[str, str] | None = None,
+        smooth_labels: bool = False,
+        fuse: bool = True,
+        **builder_kwargs: Any,
+    ) -> EMAugmentor:
+        """PyTC's default augmentor for ``targets`` (see :func:`default_em_transforms` for the options).
+
+        Example:
+            >>> aug = EMAugmentor.from_targets((8, 256, 256), {"image": "img", "label": "mask", "valid_mask": "mask"})
+            >>> aug.sample_size
+            (10, 370, 370)
+        """
+        targets = dict(targets or {"image": "img", "label": "mask", "valid_mask": "mask"})
+        do_2d = builder_kwargs.pop("do_2d", len(input_size) == 2)
+        transforms = default_em_transforms(targets, do_2d=do_2d, **builder_kwargs)
+        labels = [k for k, v in targets.items() if v == "mask" and k == "label"]
+        return cls(transforms, input_size, smooth_labels=smooth_labels, label_keys=labels, fuse=fuse)
+
+    def __call__(self, input_, start=0, end=None, threading=False, lazy=None):
+        if not self.fuse or not isinstance(input_, Mapping) or start != 0 or end is not None or lazy:
+            return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
+        d = dict(input_)
+        items, i = self.transforms, 0
+        while i < len(items):
+            run = self._fusable_run(i)
+            if len(run) > 1 or (run and i + len(run) < len(items) and items[i + len(run)] is self.crop):
+                cropped = i + len(run) < len(items) and items[i + len(run)] is self.crop
+                d = self._apply_fused(run, d, cropped)
+                i += len(run) + int(cropped)
+            else:
+                d = items[i](d)
+                i += 1
+        return d
+
+    # -------------------------------------------------------------------------------------- fusion
+
+    def _fusable_run(self, i: int) -> list[Any]:
+        items, run = self.transforms, []
+        while i < len(items) and isinstance(items[i], _FUSABLE) and not getattr(items[i].transform, "do_ztrans", False):
+            if run and (items[i].keys != run[0].keys or items[i].mode != run[0].mode):
+                break
+            run.append(items[i])
+            i += 1
+        return run
+
+    def _apply_fused(self, run: list[Any], d: dict, cropped: bool) -> dict:
+        keys = [k for k in run[0].keys if k in d]
+        if not keys:
+            if not run[0].allow_missing_keys:
+                run[0].key_iterator(d)  # raises MONAI's missing-key error
+            return self.crop(d) if cropped else d
+        shape = spatial_shape_of(d, keys)
+        for t in run:  # same draws, in the same order, as running them one by one
+            t.randomize(shape)
+        z, yx = identity_points(shape)
+        if cropped:
+            start = self.crop.window(keys[0], (0, *shape))
+            size = self.crop.size
+            if len(shape) == 3:
+                z = z[start[0] : start[0] + size[0]]
+            yx = yx[start[-2] : start[-2] + size[-2], start[-1] : start[-1] + size[-1]]
+        identity = True
+        for t in reversed(run):
+            if t._do_transform:
+                z, yx = t.transform.source_points(t.transform.params, shape, z, yx)
+                identity = False
+        mode_of = dict(zip(run[0].keys, run[0].mode, strict=True))
+        for key in keys:
+            if identity and cropped:
+                d[key] = self.crop({key: d[key]})[key]
+            elif not identity:
+                d[key] = resample(d[key], z, yx, mode_of[key])
+        if cropped:
+            d = self.crop(d)  # any other array key (not in the run) gets the plain centre crop
+        return d
+
+
+# --------------------------------------------------------------------------------- default list
+
+# PyTC's AUGMENTOR defaults, in PyTC's listed order (MONAI order is the reverse): name -> (class, kind, kwargs)
+_DEFAULTS: dict[str, tuple[type, str, dict[str, Any]]] = {
+    "rotate": (RandRotateXYd, "geometric", {"rot90": True, "prob": 1.0}),
+    "rescale": (RandRescaled, "geometric", {"low": 0.8, "high": 1.25, "prob": 0.5}),
+    "flip": (RandFlipTransposed, "geometric", {"do_ztrans": False, "prob": 1.0}),
+    "elastic": (RandSectionElasticd, "geometric", {"alpha": 16.0, "sigma": 4.0, "prob": 0.75}),
+    "grayscale": (RandGrayscaled, "image", {"contrast": 0.3, "brightness": 0.3, "mode": "mix", "prob": 0.75}),
+    "missingparts": (RandMissingPartsd, "image", {"iterations": 64, "section_prob": 0.9, "prob": 0.9}),
+    "missingsection": (RandMissingSectiond, "geometric", {"num_sections": 2, "prob": 0.5}),
+    "misalignment": (RandMisAlignmentd, "geometric", {"displacement": 16, "rotate_ratio": 0.5, "prob": 0.5}),
+    "motionblur": (RandMotionBlurd, "image", {"sections": 2, "kernel_size": 11, "prob": 0.5}),
+    "cutblur": (RandCutBlurd, "image", {"length_ratio": 0.4, "down_ratio_min": 2.0, "down_ratio_max": 8.0, "prob": 0.5}),
+    "cutnoise": (RandCutNoised, "image", {"length_ratio": 0.4, "scale": 0.3, "prob": 0.75}),
+}
+_NOT_2D = ("missingsection", "misalignment")
+
+
+def _name(name: str) -> str:
+    key = name.lower().replace("_", "")
+    if key not in _DEFAULTS:
+        raise ValueError(f"unknown augmentation {name!r}; names are {list(_DEFAULTS)}")
+    return key
+
+
+def default_em_transforms(
+    targets: Mapping[str, str] | None = None,
+    do_2d: bool = False,
+    enabled: Mapping[str, bool] | None = None,
+    disabled: Sequence[str] = (),
+    skip: Mapping[str, Sequence[str]] | None = None,
+    **overrides: Mapping[str, Any],
+) -> list[Any]:
+    """PyTC's default augmentation list as monai_em dictionary transforms, in MONAI (execution) order.
+
+    PyTC lists Rotate, Rescale, Flip, Elastic, Grayscale, MissingParts, MissingSection,
+    MisAlignment, MotionBlur, CutBlur, CutNoise and runs them in reverse; this returns them in the
+    order they run, so :class:`EMAugmentor` plans the same sample size. Geometric transforms get
+    every key (``"bilinear"`` for ``img`` targets, ``"nearest"`` for ``mask`` targets), image-only
+    ones get the ``img`` keys. Parameters are PyTC's config defaults (MissingParts: gate 0.9 and,
+    as PyTC effectively does, per-section probability 0.9).
+
+    Args:
+        targets: key -> ``"img"`` | ``"mask"`` (default image/img, label/mask, valid_mask/mask).
+        do_2d: 2D data: drop MissingSection and MisAlignment.
+        enabled: name -> bool, PyTC's ``AUGMENTOR.<NAME>.ENABLED`` (names as in PyTC, any case,
+            underscores ignored: ``"missing_parts"`` == ``"MISSINGPARTS"``).
+        disabled: names to leave out (same as ``enabled={name: False}``).
+        skip: name -> keys that transform leaves alone (PyTC's ``SKIP``).
+        **overrides: name -> constructor kwargs replacing the defaults, e.g. ``rotate={"rot90": False}``.
+
+    Example:
+        >>> [type(t).__name__ for t in default_em_transforms(disabled=["grayscale"])][-2:]
+        ['RandRescaled', 'RandRotateXYd']
+    """
+    keys, modes = keys_and_modes(targets or {"image": "img", "label": "mask", "valid_mask": "mask"})
+    on = {name: name not in _NOT_2D or not do_2d for name in _DEFAULTS}
+    for name, flag in (enabled or {}).items():
+        on[_name(name)] = bool(flag)
+    for name in disabled:
+        on[_name(name)] = False
+    skipped = {_name(n): {str(k) for k in ks} for n, ks in (skip or {}).items()}
+    extra = {_name(n): dict(kw) for n, kw in overrides.items()}
+    out = []
+    for name in reversed(list(_DEFAULTS)):
+        cls, kind, kwargs = _DEFAULTS[name]
+        if not on[name]:
+            continue
+        chosen = [(k, m) for k, m in zip(keys, modes, strict=True) if k not in skipped.get(name, ())]
+        if kind == "image":
+            chosen = [(k, m) for k, m in chosen if m == "bilinear"]
+        if not chosen:
+            continue
+        kw = {**kwargs, **extra.get(name, {})}
+        if kind == "geometric":
+            kw["mode"] = tuple(m for _, m in chosen)
+        out.append(cls(keys=tuple(k for k, _ in chosen), **kw))
+    return out

@@ -1,0 +1,549 @@
+"""Geometric EM augmentations in the section plane: rescale, flip/transpose, rotation, section elastic.
+
+Every transform here describes its geometry as a point map, ``source_points(params, shape, z, yx)``:
+where output section ``z`` and output pixel ``yx`` read from in the input (the same yx map for every
+section). :func:`resample` applies any such map; each ``apply`` is a faster path with the same result,
+and :class:`~monai_em.transforms.compose.EMAugmentor` chains the maps of consecutive transforms into a
+single resampling. Images are interpolated linearly, labels and masks are moved by index gathering
+in their own dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.config import KeysCollection
+
+from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, like_input
+
+__all__ = [
+    "ElasticParams",
+    "FlipParams",
+    "RandFlipTranspose",
+    "RandFlipTransposed",
+    "RandRescale",
+    "RandRescaled",
+    "RandRotateXY",
+    "RandRotateXYd",
+    "RandSectionElastic",
+    "RandSectionElasticd",
+    "RescaleParams",
+    "RotateParams",
+    "identity_points",
+    "resample",
+]
+
+MODES = ("bilinear", "nearest")
+# gathering only moves bits: unsigned ints torch cannot index are viewed as the signed type of the same size
+_SIGNED_VIEW = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
+
+
+def _check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def _check_img(img) -> None:
+    if img.ndim not in (3, 4):
+        raise ValueError(f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got shape {tuple(img.shape)}")
+
+
+def _to_float(t: torch.Tensor) -> torch.Tensor:
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def _cast_back(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Linear result -> the input dtype (integers rounded and clamped to their range, bool at 0.5)."""
+    if out.dtype == dtype:
+        return out
+    if dtype == torch.bool:
+        return out > 0.5
+    if dtype.is_floating_point:
+        return out.to(dtype)
+    info = torch.iinfo(dtype)
+    return out.round_().clamp_(info.min, info.max).to(dtype)
+
+
+def _gatherable(t: torch.Tensor) -> torch.Tensor:
+    return t.view(_SIGNED_VIEW[t.dtype]) if t.dtype in _SIGNED_VIEW else t
+
+
+def identity_points(spatial_shape: Sequence[int], device=None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The identity point map of ``spatial_shape`` ((Z,) Y, X): ``(z, yx)`` with ``z`` (Z,) float
+    section positions (``None`` for 2D) and ``yx`` (Y, X, 2) pixel positions."""
+    *zs, h, w = spatial_shape
+    ys = torch.arange(h, dtype=torch.float32, device=device)
+    xs = torch.arange(w, dtype=torch.float32, device=device)
+    yx = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1)
+    z = torch.arange(zs[0], dtype=torch.float32, device=device) if zs else None
+    return z, yx
+
+
+def _sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
+    h, w = x4.shape[-2:]
+    grid = torch.stack((yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1)
+    return F.grid_sample(x4, grid[None].to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+
+
+def _sample_nearest(x3: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
+    """Nearest samples of ``x3`` (N, H, W), any dtype, at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
+    n, h, w = x3.shape
+    iy = torch.floor(yx[..., 0] + 0.5).long()
+    ix = torch.floor(yx[..., 1] + 0.5).long()
+    inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
+    flat = (iy.clamp_(0, h - 1) * w + ix.clamp_(0, w - 1)).reshape(-1)
+    src = _gatherable(x3).reshape(n, h * w)
+    out = src.index_select(1, flat)
+    if not bool(inside.all()):
+        out.masked_fill_(~inside, 0)
+    return out.view(x3.dtype).reshape(n, *yx.shape[:2])
+
+
+def _sample_sections(t: torch.Tensor, yx: torch.Tensor, mode: str) -> torch.Tensor:
+    """Resample every section of ``t`` (C, [Z,] H, W) at the shared pixel positions ``yx``."""
+    lead, (h, w) = t.shape[:-2], t.shape[-2:]
+    if mode == "nearest":
+        out = _sample_nearest(t.reshape(-1, h, w), yx)
+    else:
+        out = _cast_back(_sample_linear(_to_float(t).reshape(1, -1, h, w), yx), t.dtype)
+    return out.reshape(*lead, *yx.shape[:2])
+
+
+def resample(img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinear"):
+    """Apply a point map: output section ``i`` and pixel ``(y, x)`` read input section ``z[i]`` (rounded)
+    at ``yx[y, x]`` (linear or nearest), zero outside the input.
+
+    Args:
+        img: ``(C, Z, Y, X)`` (``z`` given) or ``(C, Y, X)`` (``z`` None), numpy or torch.
+        z: ``(Zo,)`` source section per output section (integer valued), or ``None`` to keep sections.
+        yx: ``(Yo, Xo, 2)`` source pixel positions, shared by all sections.
+        mode: ``"bilinear"`` or ``"nearest"``.
+    """
+    _check_img(img)
+    t = as_torch(img)
+    yx = yx.to(t.device)
+    if z is not None and t.ndim == 4:
+        zi = torch.floor(z.to(t.device) + 0.5).long()
+        if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= t.shape[1]):
+            raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {t.shape[1]})")
+        if len(zi) != t.shape[1] or not torch.equal(zi, torch.arange(t.shape[1], device=t.device)):
+            t = t.index_select(1, zi)
+    return like_input(_sample_sections(t, yx, _check_mode(mode)), img)
+
+
+# --------------------------------------------------------------------------------------------- rescale
+
+
+@dataclass(frozen=True)
+class RescaleParams:
+    """Per axis (y, x): the window ``[start, start + length)`` of the input that fills the output
+    (``start`` < 0 and ``length`` > L when zooming out: the part outside the input is zero)."""
+
+    start: tuple[int, int]
+    length: tuple[int, int]
+
+
+class RandRescale(RandEMTransform):
+    """Section-plane zoom (PyTC ``Rescale``): imitates magnification differences between datasets.
+
+    Independently for y and x (one draw when ``fix_aspect``): ``s ~ U(low, high)``, window length
+    ``n = int(L / s)``. If ``n <= L`` a random window of length ``n`` is resized up to ``L`` (zoom
+    in); otherwise the axis is padded with zeros to ``n`` (floor before, ceil after) and resized
+    down to ``L`` (zoom out). z is untouched and the shape is kept. Images use bilinear resizing,
+    anti-aliased when shrinking (torch's separable filter, a cheap stand-in for PyTC's
+    anti-aliased resize); labels take the nearest input pixel (pixel-centre aligned).
+
+    Args:
+        low: smallest scale ``s`` (default 0.8); the sample needs ``1 / low`` more context in y, x.
+        high: largest scale (default 1.25).
+        fix_aspect: one scale for y and x (default False).
+        prob: probability of rescaling (default 0.5).
+        mode: ``"bilinear"`` (images, default) or ``"nearest"`` (labels, masks).
+
+    Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
+
+    Example:
+        >>> t = RandRescale(prob=1.0); t.set_random_state(0)
+        >>> t(np.zeros((1, 4, 32, 32), np.float32)).shape
+        torch.Size([1, 4, 32, 32])
+    """
+
+    def __init__(
+        self, low: float = 0.8, high: float = 1.25, fix_aspect: bool = False, prob: float = 0.5, mode: str | None = None
+    ):
+        super().__init__(prob, mode)
+        _check_mode(self.mode)
+        if not 0 < low <= high:
+            raise ValueError(f"need 0 < low <= high, got low={low}, high={high}")
+        self.low, self.high, self.fix_aspect = float(low), float(high), bool(fix_aspect)
+
+    def margin(self) -> Margin:
+        r = max(1.0, 1.0 / self.low)
+        return Margin(ratio=(1.0, r, r))
+
+    def draw(self, spatial_shape):
+        scales = self.R.uniform(self.low, self.high, size=1 if self.fix_aspect else 2)
+        scales = np.repeat(scales, 2) if self.fix_aspect else scales
+        start, length = [], []
+        for size, s in zip(spatial_shape[-2:], scales, strict=True):
+            n = max(1, int(size / s))
+            start.append(int(self.R.randint(0, size - n + 1)) if n <= size else -((n - size) // 2))
+            length.append(n)
+        return RescaleParams(tuple(start), tuple(length))
+
+    @staticmethod
+    def source_points(params: RescaleParams, spatial_shape, z, yx):
+        out = yx.clone()
+        for a, size in enumerate(spatial_shape[-2:]):
+            out[..., a] = params.start[a] + (yx[..., a] + 0.5) * (params.length[a] / size) - 0.5
+        return z, out
+
+    def apply(self, img, params: RescaleParams, mode: str):
+        _check_img(img)
+        t = as_torch(img)
+        size = t.shape[-2:]
+        if _check_mode(mode) == "nearest":
+            out = _gatherable(t)
+            for a, dim in ((0, -2), (1, -1)):
+                j = torch.arange(size[a], device=t.device, dtype=torch.float64)
+                idx = torch.floor(params.start[a] + (j + 0.5) * (params.length[a] / size[a])).long()
+                ok = (idx >= 0) & (idx < size[a])
+                out = out.index_select(dim, idx.clamp(0, size[a] - 1))
+                if not bool(ok.all()):
+                    out.masked_fill_(~ok.view(-1, 1) if dim == -2 else ~ok, 0)
+            return like_input(out.view(t.dtype), img)
+        x = _to_float(t).reshape(1, -1, *size)
+        lo = [max(params.start[a], 0) for a in range(2)]
+        hi = [min(params.start[a] + params.length[a], size[a]) for a in range(2)]
+        x = x[..., lo[0] : hi[0], lo[1] : hi[1]]
+        pad = [lo[1] - params.start[1], params.start[1] + params.length[1] - hi[1]]
+        pad += [lo[0] - params.start[0], params.start[0] + params.length[0] - hi[0]]
+        if any(pad):
+            x = F.pad(x, pad)
+        shrink = any(n > s for n, s in zip(params.length, size, strict=True))
+        x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
+        return like_input(_cast_back(x[0], t.dtype).reshape(t.shape), img)
+
+
+class RandRescaled(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandRescale`: one draw moves every key.
+
+    Args:
+        keys: keys to rescale (image, label, valid mask ...).
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        allow_missing_keys: skip absent keys.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        low: float = 0.8,
+        high: float = 1.25,
+        fix_aspect: bool = False,
+        prob: float = 0.5,
+        mode: str | Sequence[str] = "bilinear",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandRescale(low, high, fix_aspect, prob=1.0), prob, mode, allow_missing_keys)
+
+
+# ------------------------------------------------------------------------------------- flip / transpose
+
+
+@dataclass(frozen=True)
+class FlipParams:
+    """Coins of one flip draw: flips of z, y, x, then transposes y<->x and z<->x."""
+
+    flip_z: bool
+    flip_y: bool
+    flip_x: bool
+    transpose: bool
+    ztrans: bool = False
+
+
+class RandFlipTranspose(RandEMTransform):
+    """Flips and transposes (PyTC ``Flip``): the 16 (32 with ``do_ztrans``) symmetries of a section stack.
+
+    Four fair coins flip z, y, x and transpose y<->x; with ``do_ztrans`` a fifth transposes z<->x.
+    Flips come first, then the transposes. A transpose needs equal sizes: on a non-square section
+    the y<->x coin is not drawn (likewise z<->x unless Z == X), and 2D data has no z coin. Exact for
+    every dtype (no interpolation), so ``mode`` only exists for a uniform signature.
+
+    Args:
+        do_ztrans: also transpose z and x (isotropic data only; default False).
+        prob: probability of transforming (default 1.0, as in PyTC's config).
+        mode: accepted and ignored (flips move voxels exactly).
+
+    Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
+
+    Example:
+        >>> t = RandFlipTranspose(); t.set_random_state(0)
+        >>> t(np.arange(8.0).reshape(1, 2, 2, 2)).shape
+        torch.Size([1, 2, 2, 2])
+    """
+
+    def __init__(self, do_ztrans: bool = False, prob: float = 1.0, mode: str | None = None):
+        super().__init__(prob, mode)
+        _check_mode(self.mode)
+        self.do_ztrans = bool(do_ztrans)
+
+    def draw(self, spatial_shape):
+        coins = self.R.randint(2, size=5 if self.do_ztrans else 4).astype(bool).tolist()
+        is3d = len(spatial_shape) == 3
+        return FlipParams(
+            flip_z=coins[0] and is3d,
+            flip_y=coins[1],
+            flip_x=coins[2],
+            transpose=coins[3] and spatial_shape[-1] == spatial_shape[-2],
+            ztrans=self.do_ztrans and coins[4] and is3d and spatial_shape[0] == spatial_shape[-1],
+        )
+
+    @staticmethod
+    def source_points(params: FlipParams, spatial_shape, z, yx):
+        if params.ztrans:
+            raise ValueError("a z<->x transpose is not a per-section point map; apply it directly")
+        h, w = spatial_shape[-2:]
+        yx = yx.flip(-1) if params.transpose else yx.clone()
+        if params.flip_y:
+            yx[..., 0] = (h - 1) - yx[..., 0]
+        if params.flip_x:
+            yx[..., 1] = (w - 1) - yx[..., 1]
+        if params.flip_z and z is not None:
+            z = (spatial_shape[0] - 1) - z
+        return z, yx
+
+    def apply(self, img, params: FlipParams, mode: str):
+        _check_img(img)
+        t = as_torch(img)
+        dims = [d for d, on in ((-3, params.flip_z and t.ndim == 4), (-2, params.flip_y), (-1, params.flip_x)) if on]
+        out = torch.flip(t, dims) if dims else t
+        if params.transpose:
+            out = out.transpose(-1, -2)
+        if params.ztrans:
+            out = out.transpose(-3, -1)
+        return like_input(out, img)
+
+
+class RandFlipTransposed(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandFlipTranspose`: the same flips for every key.
+
+    Args:
+        keys: keys to flip.
+        mode: accepted for a uniform signature (flips are exact).
+        allow_missing_keys: skip absent keys.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        do_ztrans: bool = False,
+        prob: float = 1.0,
+        mode: str | Sequence[str] = "bilinear",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandFlipTranspose(do_ztrans, prob=1.0), prob, mode, allow_missing_keys)
+
+
+# ----------------------------------------------------------------------------------------------- rotate
+
+
+@dataclass(frozen=True)
+class RotateParams:
+    """Quarter turns ``k`` (rot90 mode) or an ``angle`` in degrees about the section centre."""
+
+    k: int = 0
+    angle: float = 0.0
+
+
+def _rotation_points(angle: float, spatial_shape, yx: torch.Tensor) -> torch.Tensor:
+    h, w = spatial_shape[-2:]
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    dy, dx = yx[..., 0] - cy, yx[..., 1] - cx
+    return torch.stack((cy + c * dy - s * dx, cx + s * dy + c * dx), -1)
+
+
+class RandRotateXY(RandEMTransform):
+    """Rotation in the section plane (PyTC ``Rotate``): sections are imaged at any orientation.
+
+    ``rot90=True``: ``k ~ {0, 1, 2, 3}`` quarter turns (exact; a non-square section only draws
+    ``k ~ {0, 2}`` so the shape is kept). ``rot90=False``: ``angle ~ U(0, 360)`` degrees about the
+    section centre, bilinear for images, nearest for labels, zero fill, any section shape; the
+    sample then needs 1.42x the context in y and x.
+
+    Args:
+        rot90: quarter turns only (default True).
+        prob: probability of rotating (default 1.0, as in PyTC's config).
+        mode: ``"bilinear"`` (images, default) or ``"nearest"`` (labels, masks).
+
+    Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
+
+    Example:
+        >>> t = RandRotateXY(rot90=False); t.set_random_state(0)
+        >>> t(np.ones((1, 2, 16, 24), np.float32)).shape
+        torch.Size([1, 2, 16, 24])
+    """
+
+    def __init__(self, rot90: bool = True, prob: float = 1.0, mode: str | None = None):
+        super().__init__(prob, mode)
+        _check_mode(self.mode)
+        self.rot90 = bool(rot90)
+
+    def margin(self) -> Margin:
+        return Margin() if self.rot90 else Margin(ratio=(1.0, 1.42, 1.42))
+
+    def draw(self, spatial_shape):
+        if not self.rot90:
+            return RotateParams(angle=float(self.R.uniform(0.0, 360.0)))
+        square = spatial_shape[-1] == spatial_shape[-2]
+        return RotateParams(k=int(self.R.randint(4)) if square else 2 * int(self.R.randint(2)))
+
+    @staticmethod
+    def source_points(params: RotateParams, spatial_shape, z, yx):
+        h, w = spatial_shape[-2:]
+        if not params.k:
+            return z, _rotation_points(params.angle, spatial_shape, yx) if params.angle else yx
+        for _ in range(params.k):  # torch.rot90 by one turn: out[y, x] = in[x, W - 1 - y]
+            yx = torch.stack((yx[..., 1], (w - 1) - yx[..., 0]), -1)
+            h, w = w, h
+        return z, yx
+
+    def apply(self, img, params: RotateParams, mode: str):
+        _check_img(img)
+        t = as_torch(img)
+        if not params.angle:
+            return like_input(torch.rot90(t, params.k, dims=(-2, -1)) if params.k else t, img)
+        _, yx = identity_points(t.shape[-2:], t.device)
+        return like_input(_sample_sections(t, _rotation_points(params.angle, t.shape[1:], yx), _check_mode(mode)), img)
+
+
+class RandRotateXYd(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandRotateXY`: one rotation for every key.
+
+    Args:
+        keys: keys to rotate.
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        allow_missing_keys: skip absent keys.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        rot90: bool = True,
+        prob: float = 1.0,
+        mode: str | Sequence[str] = "bilinear",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandRotateXY(rot90, prob=1.0), prob, mode, allow_missing_keys)
+
+
+# ---------------------------------------------------------------------------------------------- elastic
+
+
+@dataclass(frozen=True, eq=False)
+class ElasticParams:
+    """The displacement ``field`` (2, Y, X) float32 on the CPU: (dy, dx) in pixels, shared by all sections."""
+
+    field: torch.Tensor
+
+
+def _gaussian_smooth(noise: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian (truncated at 4 sigma, mirrored borders) of ``noise`` (N, H, W)."""
+    radius = int(4.0 * sigma + 0.5)
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    n, h, w = noise.shape
+    out = noise[:, None]
+    for dim, size in ((-1, w), (-2, h)):
+        r = min(radius, size - 1)
+        pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
+        k = kernel[radius - r : radius + r + 1]
+        k = k / k.sum()
+        out = F.pad(out, pad, mode="reflect") if r else out
+        out = F.conv2d(out, k.view(1, 1, 1, -1) if dim == -1 else k.view(1, 1, -1, 1))
+    return out[:, 0]
+
+
+class RandSectionElastic(RandEMTransform):
+    """Smooth in-plane warping (PyTC ``Elastic``): one 2D displacement field shared by all sections.
+
+    ``dy, dx = gaussian(U(-1, 1)[Y, X], sigma) * alpha`` and ``out(y, x) = in(y + dy, x + dx)``,
+    zero fill (the noise is drawn from a torch generator seeded by ``self.R``, so every device
+    gets the same field). At the defaults the displacement is small (std ~0.7 px), as in PyTC.
+
+    Args:
+        alpha: displacement scale in pixels (default 16); the sample needs ``int(alpha) + 1`` more
+            pixels on each side in y and x.
+        sigma: smoothness of the field in pixels (default 4).
+        prob: probability of warping (default 0.75, PyTC's config).
+        mode: ``"bilinear"`` (images, default) or ``"nearest"`` (labels, masks).
+
+    Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
+
+    Example:
+        >>> t = RandSectionElastic(prob=1.0); t.set_random_state(0)
+        >>> t(np.ones((1, 2, 32, 32), np.float32)).shape
+        torch.Size([1, 2, 32, 32])
+    """
+
+    def __init__(self, alpha: float = 16.0, sigma: float = 4.0, prob: float = 0.75, mode: str | None = None):
+        super().__init__(prob, mode)
+        _check_mode(self.mode)
+        if alpha < 0 or sigma <= 0:
+            raise ValueError(f"need alpha >= 0 and sigma > 0, got alpha={alpha}, sigma={sigma}")
+        self.alpha, self.sigma = float(alpha), float(sigma)
+
+    def margin(self) -> Margin:
+        a = int(self.alpha) + 1
+        return Margin(add=(0, a, a))
+
+    def draw(self, spatial_shape):
+        gen = torch.Generator().manual_seed(int(self.R.randint(2**31 - 1)))
+        h, w = spatial_shape[-2:]
+        noise = torch.rand((2, h, w), generator=gen).mul_(2.0).sub_(1.0)
+        return ElasticParams(_gaussian_smooth(noise, self.sigma).mul_(self.alpha))
+
+    @staticmethod
+    def source_points(params: ElasticParams, spatial_shape, z, yx):
+        field = params.field.to(yx.device)
+        h, w = field.shape[-2:]
+        if yx.shape[:2] == (h, w) and torch.equal(yx, identity_points((h, w), yx.device)[1]):
+            return z, yx + field.permute(1, 2, 0)
+        disp = _sample_linear(field[None], yx)  # the field between pixels: bilinear (zero outside)
+        return z, yx + disp.permute(1, 2, 0)
+
+    def apply(self, img, params: ElasticParams, mode: str):
+        _check_img(img)
+        t = as_torch(img)
+        _, yx = identity_points(t.shape[-2:], t.device)
+        yx += params.field.to(t.device).permute(1, 2, 0)
+        return like_input(_sample_sections(t, yx, _check_mode(mode)), img)
+
+
+class RandSectionElasticd(RandEMDictTransform):
+    """Dictionary wrapper of :class:`RandSectionElastic`: one field warps every key.
+
+    Args:
+        keys: keys to warp.
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        allow_missing_keys: skip absent keys.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        alpha: float = 16.0,
+        sigma: float = 4.0,
+        prob: float = 0.75,
+        mode: str | Sequence[str] = "bilinear",
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, RandSectionElastic(alpha, sigma, prob=1.0), prob, mode, allow_missing_keys)

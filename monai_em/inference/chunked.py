@@ -1,0 +1,340 @@
+"""Chunked, resumable sliding-window inference of volumes too large for memory, and the stitch step.
+
+Each inference chunk (a cell of ``chunk_num``, enlarged by ``pad_size`` of mirrored context) is
+read from a :class:`~monai_em.data.volume.VolumeSource`, predicted window by window, cropped back
+and written to ``<output_dir>/<z0-z1-y0-y1-x0-x1>.h5`` (dataset ``"main"``) via a temporary file
+and an atomic rename. A chunk whose final file exists is skipped, so a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..data.chunks import chunk_box, chunk_grid, chunk_name, split_rank_world
+from .sources import load_volume
+from .window import (
+    OUTPUT_DTYPES,
+    WindowPredictor,
+    resolve_rank_world,
+    scale_input,
+    sliding_window_block,
+    to_output_dtype,
+    window_weights,
+)
+
+__all__ = [
+    "CHUNK_DATASET",
+    "ChunkedInference",
+    "chunk_path",
+    "predict_chunks",
+    "save_sections",
+    "stitch_chunks",
+]
+
+logger = logging.getLogger(__name__)
+
+CHUNK_DATASET = "main"
+CHUNK_SUFFIX = ".h5"
+
+
+def chunk_path(output_dir: str | os.PathLike, box) -> Path:
+    """Final file of the chunk with unpadded ``box``: ``<output_dir>/z0-z1-y0-y1-x0-x1.h5``."""
+    return Path(output_dir) / f"{chunk_name(box)}{CHUNK_SUFFIX}"
+
+
+def _write_chunk(path: Path, array: np.ndarray, box, compression: str | None) -> None:
+    """Write to a hidden temp file in the same folder, then rename: the final name means finished."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{CHUNK_SUFFIX}")
+    try:
+        with h5py.File(tmp, "w") as h5:
+            ds = h5.create_dataset(CHUNK_DATASET, data=array, compression=compression)
+            ds.attrs["box"] = np.asarray(box, dtype=np.int64)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _triple(value, name: str, cast=int) -> tuple:
+    values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
+    if len(values) != 3:
+        raise ValueError(f"{name} needs 1 or 3 values (z, y, x), got {value!r}")
+    return tuple(cast(v) for v in values)
+
+
+class ChunkedInference:
+    """Resumable chunked sliding-window inference of a large ``(Z, Y, X)`` volume (PyTC tiled inference).
+
+    Peak memory is one padded chunk (input, blended float32 output and its weight map), never the
+    volume: chunks are predicted one at a time and written to disk, and :meth:`stitch` copies them
+    into the output HDF5 chunk by chunk. Chunk ids are split between processes with ``rank`` /
+    ``world_size`` (contiguous shares, as PyTC's ``rank-world``).
+
+    Args:
+        network: torch module (or callable) mapping ``(B, C, *roi)`` windows to ``(B, C', *roi)``.
+        roi_size: window size ``(z, y, x)``, or ``(y, x)`` with ``spatial_dims=2``.
+        output_dir: folder of the chunk files; also holds the stitched output by default.
+        chunk_num: inference chunk grid ``[nz, ny, nx]`` (disjoint chunks covering the volume).
+        pad_size: mirrored context added around each chunk per side, int or ``(z, y, x)``; use at
+            least half the window (or the network's receptive radius) so chunk borders match a
+            whole-volume prediction. Chunks (plus pad) smaller than a window are enlarged to it.
+        overlap: window overlap fraction, float or per axis (e.g. ``(0.5, 0.25, 0.25)``, anisotropy).
+        mode: window blending, ``"gaussian"`` (default) or ``"constant"``.
+        sigma_scale: Gaussian sigma as a fraction of the window size, float or per axis.
+        sw_batch_size: windows per network call.
+        spatial_dims: 3 for a 3D network; 2 for a 2D network run section by section (windows
+            ``(1, H, W)``; the output is still ``(C, Z, Y, X)``; a 2D affinity model gives 2 channels).
+        activation: ``None``, ``"sigmoid"``, ``"softmax"`` or ``"tanh"`` on each window's output.
+        tta: optional :class:`~monai_em.inference.tta.TestTimeFlips`.
+        output_dtype: ``"uint8"`` (``round(255 * p)``, as PyTC; needs probabilities), ``"float16"``
+            or ``"float32"``; used for the chunk files and the stitched volume.
+        intensity_scale: ``"auto"`` (integer input divided by its dtype max), a factor, or None.
+        device: device of the windows (default: the network's); the blend buffer stays on the CPU.
+        output_file: stitched HDF5 path (default ``<output_dir>/prediction.h5``).
+        output_dataset: dataset name in ``output_file``.
+        section_dir / section_ext: also save the stitched volume as one ``png``/``tif`` per section.
+        compression: HDF5 compression of chunk and output files (e.g. ``"gzip"``), default none.
+        rank / world_size: this process's share of chunks; default torch.distributed, else env
+            ``RANK`` / ``WORLD_SIZE``, else 0 / 1.
+        stitch: stitch after predicting (rank 0 only, once every chunk file exists).
+        progress: tqdm bar over chunks (with ETA) on stderr.
+        input_dataset: HDF5 dataset name when the source is an HDF5 path.
+
+    Example:
+        >>> infer = ChunkedInference(net, roi_size=(8, 64, 64), output_dir="pred", chunk_num=(2, 4, 4),
+        ...                          pad_size=(4, 32, 32), activation="sigmoid")  # doctest: +SKIP
+        >>> infer("volume.json")  # tile JSON, HDF5, npy, TIFF or a VolumeSource  # doctest: +SKIP
+        PosixPath('pred/prediction.h5')
+    """
+
+    def __init__(
+        self,
+        network: Callable,
+        roi_size: Sequence[int],
+        output_dir: str | os.PathLike,
+        chunk_num: Sequence[int] = (1, 1, 1),
+        pad_size: int | Sequence[int] = 0,
+        overlap: float | Sequence[float] = 0.5,
+        mode: str = "gaussian",
+        sigma_scale: float | Sequence[float] = 0.125,
+        sw_batch_size: int = 1,
+        spatial_dims: int = 3,
+        activation: str | None = None,
+        tta=None,
+        output_dtype: str = "uint8",
+        intensity_scale: float | str | None = "auto",
+        device: str | None = None,
+        output_file: str | os.PathLike | None = None,
+        output_dataset: str = "main",
+        section_dir: str | os.PathLike | None = None,
+        section_ext: str = "png",
+        compression: str | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
+        stitch: bool = True,
+        progress: bool = True,
+        input_dataset: str | None = None,
+    ):
+        self.predictor = WindowPredictor(network, spatial_dims, activation, tta)
+        roi = [int(r) for r in roi_size]
+        if len(roi) != spatial_dims or min(roi) < 1:
+            raise ValueError(
+                f"roi_size must be {spatial_dims} positive sizes for spatial_dims={spatial_dims}, got {roi_size}"
+            )
+        self.roi = tuple(roi) if spatial_dims == 3 else (1, *roi)
+        if spatial_dims == 3:
+            self.overlap = _triple(overlap, "overlap", float)
+        else:
+            ov = (
+                _triple(overlap, "overlap", float)
+                if np.ndim(overlap) == 0 or len(overlap) == 3
+                else (0.0, *overlap)
+            )
+            self.overlap = (0.0, *ov[-2:])
+        if not all(0 <= o < 1 for o in self.overlap):
+            raise ValueError(f"overlap must be in [0, 1) per axis, got {overlap!r}")
+        self.chunk_num = [int(n) for n in chunk_num]
+        self.n_chunks = chunk_grid(self.chunk_num)
+        self.pad_size = _triple(pad_size, "pad_size")
+        if min(self.pad_size) < 0:
+            raise ValueError(f"pad_size must be >= 0, got {pad_size!r}")
+        if output_dtype not in OUTPUT_DTYPES:
+            raise ValueError(f"output_dtype must be one of {OUTPUT_DTYPES}, got {output_dtype!r}")
+        if section_ext not in ("png", "tif", "tiff"):
+            raise ValueError(f"section_ext must be 'png' or 'tif', got {section_ext!r}")
+        self.mode, self.sigma_scale, self.sw_batch_size = mode, sigma_scale, int(sw_batch_size)
+        self.weights = window_weights(self.roi, mode, sigma_scale)
+        self.output_dtype, self.intensity_scale, self.device = output_dtype, intensity_scale, device
+        self.output_dir = Path(output_dir)
+        self.output_file = Path(output_file) if output_file is not None else self.output_dir / "prediction.h5"
+        self.output_dataset, self.compression = output_dataset, compression
+        self.section_dir, self.section_ext = section_dir, section_ext
+        self.rank, self.world_size = resolve_rank_world(rank, world_size)
+        self.do_stitch, self.progress, self.input_dataset = stitch, progress, input_dataset
+
+    def chunk_ids(self) -> range:
+        """The chunk ids this rank predicts."""
+        return split_rank_world(self.n_chunks, self.rank, self.world_size)
+
+    def predict_chunk(self, source, chunk_id: int) -> np.ndarray:
+        """Prediction ``(C', z, y, x)`` of one unpadded chunk, in ``output_dtype``."""
+        box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
+        read = []
+        for (a, b), p, r in zip(box, self.pad_size, self.roi, strict=True):
+            extra = max(r - (b - a + 2 * p), 0)  # enlarge small chunks to one window, with real context
+            read.append((a - p - extra // 2, b + p + extra - extra // 2))
+        data = source.read(tuple(read))
+        data = data[None] if data.ndim == 3 else data
+        block = scale_input(data, self.intensity_scale)
+        del data
+        out = sliding_window_block(
+            block, self.predictor, self.roi, self.overlap, self.weights, self.mode, self.sigma_scale,
+            self.sw_batch_size, self.device,
+        )  # fmt: skip
+        del block
+        crop = tuple(slice(a - ra, b - ra) for (a, b), (ra, _) in zip(box, read, strict=True))
+        return to_output_dtype(out[(slice(None), *crop)], self.output_dtype, f"chunk {chunk_name(box)}")
+
+    def predict(self, source) -> list[Path]:
+        """Predict this rank's chunks that have no output file yet; returns this rank's chunk files."""
+        source = load_volume(source, self.input_dataset)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        ids = self.chunk_ids()
+        bar = tqdm(ids, desc=f"chunks (rank {self.rank}/{self.world_size})", unit="chunk",
+                   disable=not self.progress, file=sys.stderr)  # fmt: skip
+        for chunk_id in bar:
+            box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
+            path = chunk_path(self.output_dir, box)
+            paths.append(path)
+            if path.exists():
+                bar.set_postfix_str(f"{path.name} exists, skipped")
+                continue
+            _write_chunk(path, self.predict_chunk(source, chunk_id), box, self.compression)
+        return paths
+
+    def stitch(self, shape: Sequence[int]) -> Path:
+        """Stitch all chunk files of a volume of ``(Z, Y, X)`` ``shape`` into :attr:`output_file`."""
+        out = stitch_chunks(
+            self.output_dir, shape, self.chunk_num, self.output_file, self.output_dataset, self.compression,
+            progress=self.progress,
+        )  # fmt: skip
+        if self.section_dir is not None:
+            save_sections(out, self.section_dir, self.section_ext, self.output_dataset)
+        return out
+
+    def __call__(self, source) -> Path | None:
+        """Predict this rank's chunks, then (rank 0) stitch; returns the output file, or None."""
+        source = load_volume(source, self.input_dataset)
+        self.predict(source)
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and self.world_size > 1:
+            dist.barrier()
+        if not self.do_stitch or self.rank != 0:
+            return None
+        missing = _missing_chunks(self.output_dir, source.shape, self.chunk_num)
+        if missing:
+            logger.warning("not stitching yet: %d chunk files missing (other ranks still running?), e.g. %s",
+                           len(missing), missing[0])  # fmt: skip
+            return None
+        return self.stitch(source.shape)
+
+
+def predict_chunks(network: Callable, source, output_dir, roi_size: Sequence[int], **kwargs) -> list[Path]:
+    """Functional form of :meth:`ChunkedInference.predict` (no stitching); kwargs as for the class."""
+    kwargs.setdefault("stitch", False)
+    infer = ChunkedInference(network, roi_size, output_dir, **kwargs)
+    return infer.predict(source)
+
+
+def _missing_chunks(chunk_dir, shape, chunk_num) -> list[Path]:
+    paths = [
+        chunk_path(chunk_dir, chunk_box(shape, chunk_num, i, train=False))
+        for i in range(chunk_grid(chunk_num))
+    ]
+    return [p for p in paths if not p.exists()]
+
+
+def stitch_chunks(
+    chunk_dir: str | os.PathLike,
+    shape: Sequence[int],
+    chunk_num: Sequence[int],
+    output_file: str | os.PathLike,
+    dataset: str = "main",
+    compression: str | None = None,
+    progress: bool = False,
+) -> Path:
+    """Copy every chunk file into one ``(C, Z, Y, X)`` HDF5 dataset, one chunk in memory at a time.
+
+    The output is written to a temporary file and renamed when complete.
+
+    Raises:
+        FileNotFoundError: chunk files are missing (the message counts them and names the first).
+        ValueError: a chunk file's shape, channels or dtype disagrees with the others.
+    """
+    shape = tuple(int(s) for s in shape)
+    missing = _missing_chunks(chunk_dir, shape, chunk_num)
+    if missing:
+        raise FileNotFoundError(
+            f"cannot stitch: {len(missing)} chunk file(s) missing in {chunk_dir}, e.g. {missing[0].name}"
+        )
+    output_file = Path(output_file)
+    output_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output_file.with_name(f".{output_file.stem}.{os.getpid()}.tmp{output_file.suffix}")
+    try:
+        with h5py.File(tmp, "w") as out:
+            ds = None
+            ids = tqdm(
+                range(chunk_grid(chunk_num)),
+                desc="stitch",
+                unit="chunk",
+                disable=not progress,
+                file=sys.stderr,
+            )
+            for chunk_id in ids:
+                box = chunk_box(shape, chunk_num, chunk_id, train=False)
+                path = chunk_path(chunk_dir, box)
+                with h5py.File(path, "r") as h5:
+                    data = h5[CHUNK_DATASET][()]
+                want = tuple(b - a for a, b in box)
+                if data.ndim != 4 or data.shape[1:] != want:
+                    raise ValueError(f"chunk file {path} holds shape {data.shape}, expected (C, {want})")
+                if ds is None:
+                    ds = out.create_dataset(dataset, shape=(data.shape[0], *shape), dtype=data.dtype,
+                                            compression=compression, chunks=True)  # fmt: skip
+                elif data.shape[0] != ds.shape[0] or data.dtype != ds.dtype:
+                    raise ValueError(f"chunk file {path} has {data.shape[0]} channels of {data.dtype}, "
+                                     f"other chunks {ds.shape[0]} of {ds.dtype}")  # fmt: skip
+                ds[(slice(None), *(slice(a, b) for a, b in box))] = data
+        os.replace(tmp, output_file)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return output_file
+
+
+def save_sections(h5_file, folder, ext: str = "png", dataset: str = "main") -> list[Path]:
+    """Write a stitched ``(C, Z, Y, X)`` volume as one image per section, reading one section at a time.
+
+    PNG needs uint8: 1 channel -> gray, 3 -> RGB, else one file per channel (``0000_c1.png``).
+    TIFF (``tif``) takes uint8 or float: one page per channel.
+    """
+    from .streaming import save_image  # shared image writer
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    with h5py.File(h5_file, "r") as h5:
+        ds = h5[dataset]
+        for z in range(ds.shape[1]):
+            paths += save_image(ds[:, z], folder / f"{z:04d}.{ext}")
+    return paths

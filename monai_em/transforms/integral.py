@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["IntegralCache", "box_counts", "integral_volume", "nonzero_mask"]
+__all__ = ["IntegralCache", "box_count", "box_counts", "integral_volume", "nonzero_mask"]
 
 _INT32_LIMIT = np.iinfo(np.int32).max
 
@@ -89,6 +89,28 @@ def box_counts(table: np.ndarray, starts, sizes) -> np.ndarray:
         sign = 1 if (ndim - sum(corner)) % 2 == 0 else -1
         total += sign * table[idx].astype(np.int64)
     return total[0] if single else total
+
+
+def box_count(table: np.ndarray, start: Sequence[int], size: Sequence[int]) -> int:
+    """Non-zero count of one box ``[start, start + size)``: the scalar fast path of :func:`box_counts`.
+
+    The box must lie inside the volume (not checked here: this is the per-candidate hot loop).
+    """
+    lo = [int(a) for a in start]
+    hi = [a + int(s) for a, s in zip(lo, size, strict=True)]
+    if len(lo) == 3:
+        z0, y0, x0 = lo
+        z1, y1, x1 = hi
+        t = table
+        return int(
+            int(t[z1, y1, x1]) - int(t[z0, y1, x1]) - int(t[z1, y0, x1]) - int(t[z1, y1, x0])
+            + int(t[z0, y0, x1]) + int(t[z0, y1, x0]) + int(t[z1, y0, x0]) - int(t[z0, y0, x0])
+        )
+    total = 0
+    for corner in itertools.product((0, 1), repeat=len(lo)):
+        idx = tuple(h if c else a for a, h, c in zip(lo, hi, corner, strict=True))
+        total += (1 if (len(lo) - sum(corner)) % 2 == 0 else -1) * int(table[idx])
+    return total
 
 
 def _fingerprint(array) -> tuple:

@@ -23,7 +23,7 @@ from monai.utils import MAX_SEED, convert_to_tensor
 
 from monai_em.data.volume import reflect_indices
 
-from .integral import IntegralCache, box_counts, integral_volume, nonzero_mask
+from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
 __all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
 
@@ -215,8 +215,8 @@ class RejectionSampler(Randomizable):
         for trial in range(1, self.max_trials + 1):
             start = self.draw_start(padded)
             test_start = start + self.test_offset
-            fg = int(box_counts(fg_table, test_start, self.test_size)) if need_fg else 0
-            vf = float(box_counts(valid_table, test_start, self.test_size)) / test_volume if valid is not None else None
+            fg = box_count(fg_table, test_start, self.test_size) if need_fg else 0
+            vf = box_count(valid_table, test_start, self.test_size) / test_volume if valid is not None else None
 
             def n_ids(start=start):
                 return _unique_count(label, start - pad + self.test_offset, self.test_size, shape)
@@ -244,7 +244,9 @@ def crop_region(img, start: np.ndarray, size: Sequence[int]):
     stop = start + np.asarray(size, dtype=np.int64)
     if (start >= 0).all() and (stop <= np.asarray(shape)).all():
         slices = [slice(int(a), int(b)) for a, b in zip(start, stop, strict=True)]
-        return SpatialCrop(roi_slices=slices)(img)
+        if isinstance(img, MetaTensor):
+            return SpatialCrop(roi_slices=slices)(img)
+        return convert_to_tensor(img[(slice(None), *slices)], track_meta=get_track_meta())
     idx = [reflect_indices(int(a), int(b), n) for a, b, n in zip(start, stop, shape, strict=True)]
     if isinstance(img, torch.Tensor):
         out = img.as_tensor() if isinstance(img, MetaTensor) else img

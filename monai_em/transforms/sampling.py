@@ -47,8 +47,8 @@ class CropDraw:
 
 
 def _centre_offset(outer: Sequence[int], inner: Sequence[int]) -> np.ndarray:
-    """Start of a centred ``inner`` box in an ``outer`` box (MONAI ``CenterSpatialCrop`` convention)."""
-    return np.asarray([o // 2 - i // 2 for o, i in zip(outer, inner, strict=True)], dtype=np.int64)
+    """Start of a centred ``inner`` box in an ``outer`` box: ``(outer - inner) // 2``, as ``EMAugmentor`` crops."""
+    return np.asarray([(o - i) // 2 for o, i in zip(outer, inner, strict=True)], dtype=np.int64)
 
 
 def _as_size(value, name: str, ndim: int | None = None) -> tuple[int, ...] | None:

@@ -16,7 +16,7 @@ from tests.utils import ARRAY_TYPE_NAMES, as_type, same_container, to_numpy
 
 CROP = (4, 16, 16)
 TEST = (2, 8, 8)
-OFF = np.array([1, 4, 4])  # centre of TEST inside CROP (MONAI CenterSpatialCrop convention)
+OFF = np.array([1, 4, 4])  # TEST centred inside CROP: (CROP - TEST) // 2, as EMAugmentor crops
 
 
 def blobs(shape=(8, 48, 48), n=4, seed=0) -> np.ndarray:

@@ -26,3 +26,5 @@ from .transforms import (  # noqa: E402
     RandMotionBlur,
     RandMotionBlurd,
 )
+from .data import MultiVolumeDataset, RandVolumePicker  # noqa: E402
+from .transforms import RandRejectionCropd, RejectionSampler  # noqa: E402

@@ -1,6 +1,7 @@
 """EM data: readers, the tiled-volume format, datasets, and the synthetic EM generator."""
 
 from .chunks import chunk_box, chunk_boxes, chunk_name, split_rank_world
+from .multi_volume import MultiVolumeDataset, RandVolumePicker, crop_positions
 from .readers import HDF5Reader, read_hdf5
 from .synthetic import SyntheticEM, make_em_volume
 from .tile_dataset import TileDataset

@@ -1,9 +1,10 @@
 """EM augmentations and crops as MONAI transforms (array core + ``...d`` dictionary wrapper)."""
 
 from .base import Margin, RandEMDictTransform, RandEMTransform, keys_and_modes
-from .targets import AffinityTarget, AffinityTargetd, BoundaryTarget, BoundaryTargetd, ValidMaskToWeightd
 from .intensity import RandCutBlur, RandCutBlurd, RandCutNoise, RandCutNoised, RandGrayscale, RandGrayscaled
+from .integral import IntegralCache, box_count, box_counts, integral_volume
 from .mixing import RandCopyPasted, RandMixup, RandMixupd
+from .sampling import CropDraw, RandRejectionCropd, RejectionSampler
 from .sections import (
     RandMisAlignment,
     RandMisAlignmentd,
@@ -14,3 +15,4 @@ from .sections import (
     RandMotionBlur,
     RandMotionBlurd,
 )
+from .targets import AffinityTarget, AffinityTargetd, BoundaryTarget, BoundaryTargetd, ValidMaskToWeightd

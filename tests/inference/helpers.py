@@ -12,11 +12,7 @@ class Pointwise(nn.Module):
 
     def __init__(self, dims: int = 3, fail_at_call: int | None = None):
         super().__init__()
-        conv = nn.Conv3d if dims == 3 else nn.Conv2d
-        self.conv = conv(1, 2, 1)
-        with torch.no_grad():
-            self.conv.weight.copy_(torch.tensor([2.0, -1.0]).reshape(2, 1, *([1] * dims)))
-            self.conv.bias.copy_(torch.tensor([0.1, 0.0]))
+        self.dims = dims
         self.calls = 0
         self.fail_at_call = fail_at_call
 
@@ -24,7 +20,9 @@ class Pointwise(nn.Module):
         self.calls += 1
         if self.fail_at_call is not None and self.calls >= self.fail_at_call:
             raise RuntimeError(f"injected failure at call {self.calls}")
-        return self.conv(x)
+        if x.ndim != self.dims + 2 or x.shape[1] != 1:
+            raise ValueError(f"Pointwise({self.dims}D) takes (B, 1, ...) windows, got {tuple(x.shape)}")
+        return torch.cat([2 * x + 0.1, -x], dim=1)
 
 
 def reflect_conv(seed: int = 0) -> nn.Module:

@@ -8,3 +8,4 @@ from .tile_dataset import TileDataset
 from .tile_format import TileSpec, load_tile_json, write_tile_json, write_tiled_volume
 from .tiles import MissingTileWarning, TileVolume, check_compatible, open_volume
 from .volume import ArrayVolume, VolumeSource
+from .subvolume import SubVolume

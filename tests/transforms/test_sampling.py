@@ -255,3 +255,44 @@ def test_metatensor_input_meta_untouched():
     label = MetaTensor(torch.as_tensor(blobs()))
     RandRejectionCropd(["label"], "label", CROP, num_samples=2)({"label": label})
     assert "crop_start" not in label.meta
+
+
+def test_inside_emaugmentor_pipeline_and_reproducible(synthetic_small):
+    from monai_em.transforms.compose import EMAugmentor
+
+    aug = EMAugmentor.from_targets((4, 32, 32), {"image": "img", "label": "mask", "valid": "mask"})
+    vol = synthetic_small
+    data = {"image": vol.image[None], "label": vol.mito[None], "valid": np.ones_like(vol.mito[None], np.uint8)}
+    pipe = Compose(
+        [
+            RandRejectionCropd(
+                ["image", "label", "valid"], "label", aug.sample_size, valid_key="valid",
+                test_size=aug.input_size, size_thres=1, reject_p=0.9, num_samples=2,
+            ),
+            aug,
+        ]
+    )
+    first = [o["crop_start"].tolist() for o in pipe.set_random_state(4)(data)]
+    outs = pipe.set_random_state(4)(data)
+    assert first == [o["crop_start"].tolist() for o in outs]
+    for o in outs:
+        assert o["image"].shape[1:] == (4, 32, 32) and o["valid"].shape[1:] == (4, 32, 32)
+        assert o["label"].dtype == torch.int32
+    inner = RandRejectionCropd(
+        ["image", "label", "valid"], "label", valid_key="valid", augment=aug, exact=True, size_thres=1, num_samples=2
+    ).set_random_state(4)
+    assert inner.spatial_size == aug.sample_size and inner.sampler.test_size == aug.input_size
+    dense = {**data, "label": vol.label[None]}  # every crop passes: one augmentation per sample
+    assert all(o["label"].shape[1:] == (4, 32, 32) and o["rejection_trials"] == 1 for o in inner(dense))
+
+
+def test_2d_crops():
+    label = np.zeros((1, 40, 60), np.int32)
+    label[0, 30:34, 50:54] = 7
+    crop = RandRejectionCropd(
+        ["label"], "label", (8, 8), size_thres=16, reject_p=1.0, num_samples=5, max_trials=10_000
+    ).set_random_state(0)
+    for o in crop({"label": label}):
+        y, x = o["crop_start"]
+        assert (y, x) == (30, 50) or np.count_nonzero(label[0, y : y + 8, x : x + 8]) >= 16
+        assert np.count_nonzero(to_numpy(o["label"])) == 16

@@ -28,3 +28,15 @@ from .transforms import (  # noqa: E402
 )
 from .data import MultiVolumeDataset, RandVolumePicker  # noqa: E402
 from .transforms import RandRejectionCropd, RejectionSampler  # noqa: E402
+from .transforms import (  # noqa: E402
+    EMAugmentor,
+    RandFlipTranspose,
+    RandFlipTransposed,
+    RandRescale,
+    RandRescaled,
+    RandRotateXY,
+    RandRotateXYd,
+    RandSectionElastic,
+    RandSectionElasticd,
+    default_em_transforms,
+)

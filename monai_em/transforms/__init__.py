@@ -16,3 +16,14 @@ from .sections import (
     RandMotionBlurd,
 )
 from .targets import AffinityTarget, AffinityTargetd, BoundaryTarget, BoundaryTargetd, ValidMaskToWeightd
+from .compose import EMAugmentor, default_em_transforms, plan_sample_size, smooth_label_edges
+from .spatial import (
+    RandFlipTranspose,
+    RandFlipTransposed,
+    RandRescale,
+    RandRescaled,
+    RandRotateXY,
+    RandRotateXYd,
+    RandSectionElastic,
+    RandSectionElasticd,
+)

@@ -40,3 +40,14 @@ from .transforms import (  # noqa: E402
     RandSectionElasticd,
     default_em_transforms,
 )
+from .inference import (  # noqa: E402
+    ChunkedInference,
+    ImageListInference,
+    TestTimeFlips,
+    load_volume,
+    predict_chunks,
+    predict_images,
+    predict_sections,
+    read_path_list,
+    stitch_chunks,
+)

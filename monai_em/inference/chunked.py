@@ -219,6 +219,8 @@ class ChunkedInference:
             if path.exists():
                 bar.set_postfix_str(f"{path.name} exists, skipped")
                 continue
+            for stale in self.output_dir.glob(f".{path.stem}.*.tmp{CHUNK_SUFFIX}"):  # left by a killed run
+                stale.unlink(missing_ok=True)
             _write_chunk(path, self.predict_chunk(source, chunk_id), box, self.compression)
         return paths
 

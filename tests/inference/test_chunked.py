@@ -97,6 +97,7 @@ def test_kill_and_resume_identical_and_skips_finished_chunks(tmp_path):
     resumed = read_h5(ChunkedInference(resumed_net, output_dir=out_dir, **kw)(vol))
     assert resumed_net.calls == 5 * per_chunk  # chunks 0-2 were not recomputed
     assert {p: p.stat().st_mtime_ns for p in done} == mtimes
+    assert not list(out_dir.glob(".*"))  # the killed run's temp file was cleared when its chunk was redone
     np.testing.assert_array_equal(resumed, full)
 
 

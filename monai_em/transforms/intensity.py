@@ -232,7 +232,9 @@ class RandCutBlur(RandEMTransform):
         super().__init__(prob, "bilinear")
         self.length_ratio = _check_ratio("length_ratio", length_ratio)
         if not 1.0 <= down_ratio_min <= down_ratio_max:
-            raise ValueError(f"need 1 <= down_ratio_min <= down_ratio_max, got {down_ratio_min}, {down_ratio_max}")
+            raise ValueError(
+                f"need 1 <= down_ratio_min <= down_ratio_max, got {down_ratio_min}, {down_ratio_max}"
+            )
         self.down_ratio_min, self.down_ratio_max = float(down_ratio_min), float(down_ratio_max)
         self.downsample_z = bool(downsample_z)
 
@@ -352,4 +354,3 @@ class RandCutNoised(RandEMDictTransform):
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandCutNoise(length_ratio, scale, 1.0), prob, "bilinear", allow_missing_keys)
-

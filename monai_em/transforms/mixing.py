@@ -119,7 +119,9 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         if self.label_key not in d:
-            raise ValueError(f"RandCopyPasted needs the label key {self.label_key!r}, data has keys {list(d)}")
+            raise ValueError(
+                f"RandCopyPasted needs the label key {self.label_key!r}, data has keys {list(d)}"
+            )
         self.randomize(None)
         self.params = None
         label = as_torch(d[self.label_key])
@@ -140,7 +142,9 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
         for key in self.key_iterator(d):
             img = as_torch(d[key])
             if tuple(img.shape[1:]) != tuple(label.shape[1:]):
-                raise ValueError(f"key {key!r} has spatial shape {tuple(img.shape[1:])}, label {tuple(label.shape[1:])}")
+                raise ValueError(
+                    f"key {key!r} has spatial shape {tuple(img.shape[1:])}, label {tuple(label.shape[1:])}"
+                )
             moved = _rotate_xy(img.flip(1) if flip else img, float(angle), "bilinear")
             d[key] = like_input(torch.where(paste, moved, img), d[key])
         if self.relabel:
@@ -240,7 +244,9 @@ class RandMixupd(RandEMDictTransform):
         prob: float = 1.0,
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, RandMixup(min_ratio, max_ratio, num_aug, 1.0), prob, "bilinear", allow_missing_keys)
+        super().__init__(
+            keys, RandMixup(min_ratio, max_ratio, num_aug, 1.0), prob, "bilinear", allow_missing_keys
+        )
 
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)

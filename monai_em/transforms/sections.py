@@ -121,7 +121,9 @@ class RandMisAlignment(RandEMTransform):
         torch.Size([24, 24])
     """
 
-    def __init__(self, displacement: int = 16, rotate_ratio: float = 0.0, prob: float = 0.5, mode: str | None = None):
+    def __init__(
+        self, displacement: int = 16, rotate_ratio: float = 0.0, prob: float = 0.5, mode: str | None = None
+    ):
         super().__init__(prob, mode)
         if int(displacement) != displacement or displacement < 1:
             raise ValueError(f"displacement must be a positive int, got {displacement!r}")
@@ -141,11 +143,15 @@ class RandMisAlignment(RandEMTransform):
 
     def draw(self, spatial_shape: tuple[int, ...]) -> MisAlignmentParams:
         if len(spatial_shape) != 3 or spatial_shape[0] < 3:
-            raise ValueError(f"mis-alignment needs (C, Z, Y, X) with Z >= 3, got spatial shape {spatial_shape}")
+            raise ValueError(
+                f"mis-alignment needs (C, Z, Y, X) with Z >= 3, got spatial shape {spatial_shape}"
+            )
         _, height, width = spatial_shape
         d = self.displacement
         if min(height, width) <= d:
-            raise ValueError(f"displacement {d} needs Y and X larger than it, got spatial shape {spatial_shape}")
+            raise ValueError(
+                f"displacement {d} needs Y and X larger than it, got spatial shape {spatial_shape}"
+            )
         rotate = bool(self.R.rand() < self.rotate_ratio)
         slip = bool(self.R.rand() < 0.5)
         section = int(self.R.randint(1, spatial_shape[0] - 1))
@@ -189,7 +195,9 @@ class RandMisAlignmentd(RandEMDictTransform):
         mode: str | Sequence[str] = "bilinear",
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, RandMisAlignment(displacement, rotate_ratio, 1.0), prob, mode, allow_missing_keys)
+        super().__init__(
+            keys, RandMisAlignment(displacement, rotate_ratio, 1.0), prob, mode, allow_missing_keys
+        )
 
 
 # ---------------------------------------------------------------- missing sections
@@ -278,7 +286,9 @@ class MissingPartsParams:
     iterations: int
 
 
-def missing_parts_mask(shape: tuple[int, int], vertical: bool, start: int, end: int, iterations: int) -> np.ndarray:
+def missing_parts_mask(
+    shape: tuple[int, int], vertical: bool, start: int, end: int, iterations: int
+) -> np.ndarray:
     """The band of one missing part: a straight border-to-border line dilated ``iterations`` times
     with a cross (4-connected) structure, i.e. every voxel within city-block distance ``iterations``."""
     height, width = shape
@@ -369,7 +379,9 @@ class RandMissingPartsd(RandEMDictTransform):
         prob: float = 0.5,
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, RandMissingParts(iterations, section_prob, 1.0), prob, "bilinear", allow_missing_keys)
+        super().__init__(
+            keys, RandMissingParts(iterations, section_prob, 1.0), prob, "bilinear", allow_missing_keys
+        )
 
 
 # ---------------------------------------------------------------- motion blur
@@ -433,7 +445,9 @@ class RandMotionBlur(RandEMTransform):
         x = as_torch(img)
         out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
         k = params.kernel_size
-        before = k // 2  # the kernel's anchor (cv2: its centre), so output x averages x-before .. x-before+k-1
+        before = (
+            k // 2
+        )  # the kernel's anchor (cv2: its centre), so output x averages x-before .. x-before+k-1
         sec = out[:, list(params.sections)]
         work = sec if sec.dtype.is_floating_point else sec.float()
         if not params.horizontal:
@@ -465,4 +479,6 @@ class RandMotionBlurd(RandEMDictTransform):
         prob: float = 0.5,
         allow_missing_keys: bool = False,
     ):
-        super().__init__(keys, RandMotionBlur(sections, kernel_size, 1.0), prob, "bilinear", allow_missing_keys)
+        super().__init__(
+            keys, RandMotionBlur(sections, kernel_size, 1.0), prob, "bilinear", allow_missing_keys
+        )

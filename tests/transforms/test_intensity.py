@@ -142,7 +142,9 @@ def test_cutnoise_only_in_cuboid_bounded_and_clipped():
     inside = out[(x != out)]
     assert np.all(np.abs(inside - 0.5) <= 0.3 + 1e-6)
     assert abs(inside.std() - 0.3 / np.sqrt(3)) < 0.02  # U(-s, s) has std s / sqrt(3)
-    zeros = to_numpy(RandCutNoise(length_ratio=0.5, scale=0.3, prob=1.0).set_random_state(0)(np.zeros_like(x)))
+    zeros = to_numpy(
+        RandCutNoise(length_ratio=0.5, scale=0.3, prob=1.0).set_random_state(0)(np.zeros_like(x))
+    )
     assert zeros.min() == 0 and zeros.max() <= 0.3 + 1e-6  # clipped to [0, 1]
     (z0, z1), (y0, y1), (x0, x1) = t.params.box
     assert 0.4 < np.mean(zeros[:, z0:z1, y0:y1, x0:x1] == 0) < 0.6  # negative half of the noise clipped to 0

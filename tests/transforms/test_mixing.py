@@ -104,8 +104,10 @@ def test_mixup_edge_cases_and_after_collation():
     three = torch.arange(3.0)[:, None, None, None, None].expand(3, 1, 2, 4, 4).contiguous()
     out = RandMixup(num_aug=5).set_random_state(0)(three)
     assert all(not torch.equal(out[b], three[b]) for b in range(3))  # min(num_aug, B) = 3 samples mixed
-    samples = [{"image": MetaTensor(torch.full((1, 2, 4, 4), float(i))), "label": torch.full((1, 2, 4, 4), i)}
-               for i in range(4)]
+    samples = [
+        {"image": MetaTensor(torch.full((1, 2, 4, 4), float(i))), "label": torch.full((1, 2, 4, 4), i)}
+        for i in range(4)
+    ]
     batch = list_data_collate(samples)
     mixed = RandMixupd("image", num_aug=4).set_random_state(1)(batch)
     assert isinstance(mixed["image"], MetaTensor) and mixed["image"].shape == (4, 1, 2, 4, 4)

@@ -49,7 +49,9 @@ def test_misalignment_translation_by_content():
         out = t({"image": vol.astype(np.float64), "label": vol + BIG})
         img, lab = to_numpy(out["image"]), to_numpy(out["label"])
         assert img.shape == (1, shape[0], shape[1] - d, shape[2] - d)
-        assert lab.dtype == np.int64 and np.array_equal(lab - BIG, img.astype(np.int64))  # same cuts for every key
+        assert lab.dtype == np.int64 and np.array_equal(
+            lab - BIG, img.astype(np.int64)
+        )  # same cuts for every key
         shifts = []
         for z in range(shape[0]):
             z0, y0, x0 = decode(int(lab[0, z, 0, 0] - BIG))
@@ -124,7 +126,9 @@ def test_misalignment_on_fib25_image_and_label_get_the_same_cut(fib25):
             for x in range(d)
             if np.array_equal(o_img[0, z], image[0, z, y : y + size, x : x + size])
         ]
-        assert hits and any(np.array_equal(o_lab[0, z], label[0, z, y : y + size, x : x + size]) for y, x in hits)
+        assert hits and any(
+            np.array_equal(o_lab[0, z], label[0, z, y : y + size, x : x + size]) for y, x in hits
+        )
 
 
 # ---------------------------------------------------------------- missing sections
@@ -188,7 +192,9 @@ def test_missing_parts_band_is_the_cross_dilated_line():
     expect = np.zeros_like(band)
     expect[:, 7:14] = True
     assert np.array_equal(band, expect)
-    thin = to_numpy(RandMissingParts(prob=1.0).apply(img, MissingPartsParams(((0, False, 2, 20),), 0), "x"))[0, 0]
+    thin = to_numpy(RandMissingParts(prob=1.0).apply(img, MissingPartsParams(((0, False, 2, 20),), 0), "x"))[
+        0, 0
+    ]
     assert np.array_equal(np.isclose(thin, 1.05).sum(0), np.ones(20))  # one voxel per column
 
 
@@ -242,7 +248,9 @@ def test_motion_blur_uint8_fib25(fib25):
     out = to_numpy(t(img))
     assert out.dtype == np.uint8
     z = t.params.sections[0]
-    ref = uniform_filter1d(img[0, z].astype(np.float64), 11, axis=-1 if t.params.horizontal else -2, mode="mirror")
+    ref = uniform_filter1d(
+        img[0, z].astype(np.float64), 11, axis=-1 if t.params.horizontal else -2, mode="mirror"
+    )
     assert np.abs(out[0, z].astype(np.float64) - ref).max() <= 0.5 + 1e-6
 
 
@@ -263,5 +271,7 @@ def test_same_seed_same_output_for_every_array_type(kind, make):
     img = np.random.default_rng(4).random((1, 6, 20, 20)).astype(np.float32)
     ref = to_numpy(make().set_random_state(7)(img))
     out = make().set_random_state(7)(as_type(img, kind))
-    assert isinstance(out, torch.Tensor) and out.device == (as_type(img, kind).device if kind == "cuda" else out.device)
+    assert isinstance(out, torch.Tensor) and out.device == (
+        as_type(img, kind).device if kind == "cuda" else out.device
+    )
     assert np.allclose(to_numpy(out), ref, atol=1e-5)

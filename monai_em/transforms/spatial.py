@@ -148,7 +148,14 @@ def resample(img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinea
         zi = torch.floor(z.to(t.device) + 0.5).long()
         if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= t.shape[1]):
             raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {t.shape[1]})")
-        if len(zi) != t.shape[1] or not torch.equal(zi, torch.arange(t.shape[1], device=t.device)):
+        first, n = int(zi[0]) if len(zi) else 0, len(zi)
+        step = torch.arange(n, device=t.device)
+        if torch.equal(zi, first + step):  # a run of sections: a view, no copy
+            t = t[:, first : first + n]
+        elif torch.equal(zi, first - step):  # a reversed run: sample the run, flip the (smaller) output
+            out = _sample_sections(t[:, first - n + 1 : first + 1], yx, _check_mode(mode))
+            return like_input(torch.flip(_gatherable(out), (1,)).view(out.dtype), img)
+        else:
             t = t.index_select(1, zi)
     return like_input(_sample_sections(t, yx, _check_mode(mode)), img)
 

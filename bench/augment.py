@@ -1,0 +1,109 @@
+"""PyTC's default augmentation pipeline on image + label + valid mask, one thread, against a memory copy and MONAI.
+
+    .venv/bin/python -m bench.augment [--samples 40] [--input 8 256 256]
+
+Reports ms per sample (mean over random draws, each transform with its own probability) of the full
+default pipeline built by ``EMAugmentor.from_targets`` (fused and unfused), a plain copy of the
+same data, each transform alone (prob 1), and MONAI built-ins doing the comparable geometric job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from monai_em.data.synthetic import make_em_volume
+from monai_em.transforms.compose import EMAugmentor, default_em_transforms
+
+KEYS = ("image", "label", "valid_mask")
+MODES = ("bilinear", "nearest", "nearest")
+
+
+def _time(fn, samples: int, repeats: int = 3) -> float:
+    """ms per call: the median over ``repeats`` rounds of the mean over ``samples`` calls."""
+    rounds = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(samples):
+            fn()
+        rounds.append((time.perf_counter() - t0) / samples * 1000)
+    return float(np.median(rounds))
+
+
+def _data(size) -> dict:
+    em = make_em_volume(tuple(size), seed=0)
+    return {
+        "image": torch.from_numpy(em.image[None].astype(np.float32) / 255.0),
+        "label": torch.from_numpy(em.label[None]),
+        "valid_mask": torch.from_numpy((em.label[None] > 0).astype(np.uint8)),
+    }
+
+
+def _monai_geometric(size):
+    """MONAI built-ins for the geometric part: zoom, flips + quarter turns, and a 3D elastic / rotation."""
+    from monai.transforms import Compose, Rand3DElasticd, RandFlipd, RandRotate90d, RandRotated, RandZoomd
+
+    zoom = RandZoomd(KEYS, prob=1.0, min_zoom=0.8, max_zoom=1.25, mode=MODES, keep_size=True)
+    flips = Compose([RandFlipd(KEYS, prob=0.5, spatial_axis=a) for a in (0, 1, 2)])
+    rot90 = RandRotate90d(KEYS, prob=1.0, spatial_axes=(1, 2))
+    rotate = RandRotated(KEYS, range_x=np.pi, prob=1.0, mode=MODES, padding_mode="zeros")
+    elastic = Rand3DElasticd(
+        KEYS, sigma_range=(4, 4), magnitude_range=(16, 16), prob=1.0, mode=MODES, padding_mode="zeros"
+    )
+    return {
+        "RandZoomd": zoom,
+        "RandFlipd x3": flips,
+        "RandRotate90d": rot90,
+        "RandRotated": rotate,
+        "Rand3DElasticd": elastic,
+    }
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--input", type=int, nargs=3, default=(8, 256, 256))
+    parser.add_argument("--no-monai", action="store_true", help="skip the MONAI comparison")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    targets = dict(zip(KEYS, ("img", "mask", "mask"), strict=True))
+    fused = EMAugmentor.from_targets(args.input, targets)
+    plain = EMAugmentor.from_targets(args.input, targets, fuse=False)
+    size = fused.sample_size
+    data = _data(size)
+    nbytes = sum(v.numel() * v.element_size() for v in data.values())
+    print(
+        f"input {tuple(args.input)} -> sample {size}; image float32, label int32, valid mask uint8 ({nbytes / 2**20:.1f} MiB)"
+    )
+    results: dict[str, float] = {}
+    results["memory copy"] = _time(lambda: {k: v.clone() for k, v in data.items()}, args.samples)
+    for name, aug in (("pipeline, fused", fused), ("pipeline, unfused", plain)):
+        aug.set_random_state(0)
+        results[name] = _time(lambda aug=aug: aug(data), args.samples)
+    tail = default_em_transforms(targets)[-4:]  # elastic, flip, rescale, rotate: one fused resampling
+    tail_data = {k: v[:, :8, 8:-8, 8:-8].contiguous() for k, v in data.items()}  # after mis-alignment
+    for name, fuse in (("spatial tail + crop, fused", True), ("spatial tail + crop, unfused", False)):
+        aug = EMAugmentor(tail, args.input, fuse=fuse).set_random_state(0)
+        results[name] = _time(lambda aug=aug: aug(tail_data), args.samples)
+    for t in default_em_transforms(targets):
+        t.prob = 1.0
+        t.set_random_state(0)
+        results[f"  {type(t).__name__} (prob 1)"] = _time(lambda t=t: t(data), max(args.samples // 4, 3))
+    rot = default_em_transforms(targets, rotate={"rot90": False, "prob": 1.0})[-1]
+    rot.set_random_state(0)
+    results["  RandRotateXYd arbitrary angle (prob 1)"] = _time(lambda: rot(data), max(args.samples // 4, 3))
+    if not args.no_monai:
+        for name, t in _monai_geometric(size).items():
+            t.set_random_state(0)
+            results[f"  MONAI {name}"] = _time(lambda t=t: t(data), 3, repeats=1)
+    copy = results["memory copy"]
+    for name, ms in results.items():
+        print(f"{name:45s} {ms:9.2f} ms/sample   {ms / copy:7.1f}x copy")
+    return results
+
+
+if __name__ == "__main__":
+    main()

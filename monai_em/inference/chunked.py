@@ -80,13 +80,15 @@ class ChunkedInference:
     ``world_size`` (contiguous shares, as PyTC's ``rank-world``).
 
     Args:
-        network: torch module (or callable) mapping ``(B, C, *roi)`` windows to ``(B, C', *roi)``.
+        network: torch module (or callable) mapping ``(B, C, *roi)`` windows to ``(B, C', *roi)``;
+            put it in eval mode first (it is called under ``torch.no_grad`` but not switched).
         roi_size: window size ``(z, y, x)``, or ``(y, x)`` with ``spatial_dims=2``.
         output_dir: folder of the chunk files; also holds the stitched output by default.
         chunk_num: inference chunk grid ``[nz, ny, nx]`` (disjoint chunks covering the volume).
         pad_size: mirrored context added around each chunk per side, int or ``(z, y, x)``; use at
             least half the window (or the network's receptive radius) so chunk borders match a
             whole-volume prediction. Chunks (plus pad) smaller than a window are enlarged to it.
+            An int with ``spatial_dims=2`` pads y and x only.
         overlap: window overlap fraction, float or per axis (e.g. ``(0.5, 0.25, 0.25)``, anisotropy).
         mode: window blending, ``"gaussian"`` (default) or ``"constant"``.
         sigma_scale: Gaussian sigma as a fraction of the window size, float or per axis.
@@ -165,6 +167,8 @@ class ChunkedInference:
         self.chunk_num = [int(n) for n in chunk_num]
         self.n_chunks = chunk_grid(self.chunk_num)
         self.pad_size = _triple(pad_size, "pad_size")
+        if spatial_dims == 2 and np.ndim(pad_size) == 0:
+            self.pad_size = (0, *self.pad_size[1:])  # a 2D network needs no context across sections
         if min(self.pad_size) < 0:
             raise ValueError(f"pad_size must be >= 0, got {pad_size!r}")
         if output_dtype not in OUTPUT_DTYPES:

@@ -161,6 +161,7 @@ def test_2d_model_over_volume_section_by_section(volume, tmp_path):
     )  # fmt: skip
     out = read_h5(infer(volume))
     assert out.shape == (2, 13, 37, 41)  # a 2D network's channels, stacked back over z
+    assert ChunkedInference(net2d, (16, 16), tmp_path, pad_size=4, spatial_dims=2).pad_size == (0, 4, 4)
     np.testing.assert_allclose(out, pointwise_reference(volume), atol=1e-5)
 
 
@@ -203,3 +204,19 @@ def test_load_volume_reads_hdf5_lazily_and_npy(volume, tmp_path):
         load_volume(tmp_path / "v.h5", dataset="nope")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_volume(tmp_path / "missing.h5")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_network_windows_on_gpu_output_on_cpu(volume, tmp_path):
+    net = reflect_conv().cuda()
+    seen = []
+    net.register_forward_pre_hook(lambda m, args: seen.append(args[0].device.type))
+    kw = dict(roi_size=(8, 24, 24), chunk_num=(2, 2, 2), pad_size=(2, 6, 6), sw_batch_size=4, **KW)
+    gpu = read_h5(ChunkedInference(net, output_dir=tmp_path / "gpu", **kw)(volume))
+    cpu = read_h5(ChunkedInference(net.cpu(), output_dir=tmp_path / "cpu", **kw)(volume))
+    assert set(seen[: len(seen) // 2]) == {"cuda"}  # windows ran on the network's device
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)
+    torch.cuda.reset_peak_memory_stats()
+    net.cuda()
+    ChunkedInference(net, output_dir=tmp_path / "gpu2", **kw).predict(volume)
+    assert torch.cuda.max_memory_allocated() < 32 * 2**20  # the blend buffer stays on the CPU

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection
+from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.data import MetaTensor
 from monai.utils import convert_to_dst_type, convert_to_tensor
 from monai.utils.enums import TransformBackends
 

@@ -1,3 +1,13 @@
 """PyTorch Connectomics YAML compatibility."""
 
 from .pytc import PyTCConfig, load_pytc_config, pytc_defaults
+from .pytc_build import (
+    augmentor_kwargs,
+    build_augmentor,
+    build_inference,
+    build_rejection_crop,
+    build_train_dataset,
+    build_train_transform,
+    pytc_targets,
+    volume_paths,
+)

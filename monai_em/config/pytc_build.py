@@ -16,7 +16,8 @@ from monai.transforms import Compose, SqueezeDimd
 from ..data.multi_volume import MultiVolumeDataset
 from ..data.tile_dataset import TileDataset
 from ..data.tiles import open_volume
-from ..transforms.compose import EMAugmentor
+from ..transforms.compose import EMAugmentor, default_em_transforms
+from ..transforms.mixing import RandCopyPasted
 from ..transforms.sampling import RandRejectionCropd
 from .pytc import PyTCConfig, load_pytc_config
 
@@ -70,11 +71,6 @@ def augmentor_kwargs(config) -> dict[str, Any]:
     """Arguments of :meth:`EMAugmentor.from_targets` equivalent to the config's AUGMENTOR section."""
     cfg = _cfg(config)
     aug = cfg["AUGMENTOR"]
-    if aug["COPYPASTE"]["ENABLED"]:
-        raise ValueError(
-            "PyTC config key AUGMENTOR.COPYPASTE.ENABLED: copy-paste is not part of the default list; "
-            "add monai_em.transforms.RandCopyPasted to your pipeline yourself"
-        )
     disabled, skip, overrides = [], {}, {}
     for section, (name, params) in _AUGMENTATIONS.items():
         if not aug[section]["ENABLED"]:
@@ -97,8 +93,21 @@ def augmentor_kwargs(config) -> dict[str, Any]:
 
 
 def build_augmentor(config) -> EMAugmentor:
-    """The EMAugmentor of a PyTC config (``MODEL.INPUT_SIZE``, ``AUGMENTOR.*``, ``DATASET.DO_2D``)."""
-    return EMAugmentor.from_targets(**augmentor_kwargs(config))
+    """The EMAugmentor of a PyTC config (``MODEL.INPUT_SIZE``, ``AUGMENTOR.*``, ``DATASET.DO_2D``).
+
+    ``AUGMENTOR.COPYPASTE.ENABLED`` appends :class:`RandCopyPasted` (image keys, ``label``) as the
+    last transform before the centre crop.
+    """
+    cfg = _cfg(config)
+    kwargs = augmentor_kwargs(cfg)
+    copy_paste = cfg["AUGMENTOR"]["COPYPASTE"]
+    if not copy_paste["ENABLED"]:
+        return EMAugmentor.from_targets(**kwargs)
+    input_size, targets, smooth = kwargs.pop("input_size"), kwargs.pop("targets"), kwargs.pop("smooth_labels")
+    transforms = default_em_transforms(targets, **kwargs)
+    images = [k for k, v in targets.items() if v == "img"]
+    transforms.append(RandCopyPasted(keys=images, label_key="label", aug_thres=copy_paste["AUG_THRES"], prob=copy_paste["P"]))
+    return EMAugmentor(transforms, input_size, smooth_labels=smooth, label_keys=["label"])
 
 
 def build_rejection_crop(config, augmentor: EMAugmentor | None = None) -> RandRejectionCropd:

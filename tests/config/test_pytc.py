@@ -262,3 +262,11 @@ def test_base_then_experiment_merge_order(tmp_path):
     cfg = load_pytc_config(exp, base)
     assert cfg.get_path("DATASET.DATA_CHUNK_ITER") == 20 and cfg.get_path("DATASET.DATA_CHUNK_NUM") == [2, 2, 2]
     json.dumps(cfg)  # plain data, serialisable for bundle configs
+
+
+def test_copy_paste_enabled_appends_it_before_the_crop():
+    aug = build_augmentor({"AUGMENTOR": {"COPYPASTE": {"ENABLED": True, "P": 0.6, "AUG_THRES": 0.5}}})
+    names = [type(t).__name__ for t in aug.transforms]
+    i = names.index("RandCopyPasted")
+    assert names[i + 1] == "_CentreCrop" and aug.transforms[i].prob == 0.6
+    assert aug.sample_size == build_augmentor({}).sample_size

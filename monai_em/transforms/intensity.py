@@ -285,7 +285,7 @@ class RandCutBlurd(RandEMDictTransform):
 
 @dataclass(frozen=True)
 class CutNoiseParams:
-    """The cuboid, the noise amplitude and the seed of the noise field (a torch.Generator on the data's device)."""
+    """The cuboid, the noise amplitude and the seed of the noise field (a CPU torch.Generator, moved to the data's device)."""
 
     box: Box
     scale: float
@@ -297,8 +297,8 @@ class RandCutNoise(RandEMTransform):
 
     The cuboid is drawn as in :class:`RandCutBlur`; inside it ``x += U(-scale, scale)`` (an
     independent value per voxel and channel), then clipped to [0, 1]; voxels outside never change.
-    The noise comes from a ``torch.Generator`` on the data's device seeded by a draw from
-    ``self.R``: reproducible per device, but CPU and CUDA give different (equally distributed) fields.
+    The noise comes from a CPU ``torch.Generator`` seeded by a draw from ``self.R`` and is then
+    moved to the data's device (it only covers the cuboid), so every device gets the same field.
 
     Args:
         length_ratio: cuboid side as a fraction of each axis (default 0.25; PyTC config 0.4).
@@ -330,8 +330,8 @@ class RandCutNoise(RandEMTransform):
         out = _as_4d(x).clone()
         where = _box_slices(params.box)
         cut, scale = _to_unit(out[where])
-        gen = torch.Generator(device=x.device).manual_seed(params.seed)
-        noise = torch.rand(cut.shape, generator=gen, device=x.device, dtype=cut.dtype)
+        gen = torch.Generator().manual_seed(params.seed)  # CPU: the same field on every device
+        noise = torch.rand(cut.shape, generator=gen, dtype=cut.dtype).to(x.device)
         cut = (cut + (noise * 2 - 1) * params.scale).clamp(0, 1)
         out[where] = _from_unit(cut, x.dtype, scale)
         return like_input(out.reshape(x.shape), img)

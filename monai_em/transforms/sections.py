@@ -10,9 +10,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
-from scipy.ndimage import distance_transform_cdt
 
 from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, like_input
+from .spatial import _gatherable
 
 __all__ = [
     "MisAlignmentParams",
@@ -44,37 +44,34 @@ def _rotate_xy(x: torch.Tensor, angle: float, mode: str) -> torch.Tensor:
     """Rotate ``(..., Y, X)`` by ``angle`` degrees about the yx centre, zero fill.
 
     ``nearest`` gathers voxels in the input dtype (label ids are never converted to float);
-    anything else is bilinear, computed in float and cast back to the input dtype.
+    anything else is bilinear (``grid_sample``), computed in float and cast back to the input dtype.
     """
     if angle == 0:
         return x.clone()
     height, width = x.shape[-2:]
     t = math.radians(angle)
-    yy, xx = torch.meshgrid(
-        torch.arange(height, dtype=torch.float32, device=x.device),
-        torch.arange(width, dtype=torch.float32, device=x.device),
-        indexing="ij",
-    )
+    cos, sin = math.cos(t), math.sin(t)
     cy, cx = (height - 1) / 2, (width - 1) / 2
+    dy = torch.arange(height, dtype=torch.float32, device=x.device).sub_(cy)[:, None]
+    dx = torch.arange(width, dtype=torch.float32, device=x.device).sub_(cx)[None, :]
     # where each output voxel reads from: the inverse rotation of its coordinates
-    sy = cy + (yy - cy) * math.cos(t) - (xx - cx) * math.sin(t)
-    sx = cx + (yy - cy) * math.sin(t) + (xx - cx) * math.cos(t)
+    sy = dy * cos - dx * sin + cy
+    sx = dy * sin + dx * cos + cx
     if mode == "nearest":
-        iy, ix = sy.round().long(), sx.round().long()
-        inside = (iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)
-        out = x[..., iy.clamp(0, height - 1), ix.clamp(0, width - 1)]
-        return torch.where(inside, out, torch.zeros((), dtype=x.dtype, device=x.device))
+        iy, ix = sy.round_().long(), sx.round_().long()
+        inside = ((iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)).reshape(1, -1)
+        flat = (iy.clamp_(0, height - 1) * width + ix.clamp_(0, width - 1)).reshape(1, -1)
+        src = _gatherable(x).reshape(-1, height * width)
+        out = torch.gather(src, 1, flat.expand(src.shape[0], -1)).masked_fill_(~inside, 0)
+        return out.view(x.dtype).reshape(x.shape)
     work = x if x.dtype.is_floating_point else x.float()
-    y0, x0 = sy.floor(), sx.floor()
-    out = torch.zeros_like(work)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            py, px = y0 + dy, x0 + dx
-            w = (1 - (sy - py).abs()) * (1 - (sx - px).abs())
-            inside = (py >= 0) & (py < height) & (px >= 0) & (px < width)
-            w = torch.where(inside, w, torch.zeros_like(w)).to(work.dtype)
-            out += work[..., py.long().clamp(0, height - 1), px.long().clamp(0, width - 1)] * w
-    return _cast_back(out, x.dtype)
+    grid = torch.stack(
+        (sx.mul_(2.0 / max(width - 1, 1)).sub_(1.0), sy.mul_(2.0 / max(height - 1, 1)).sub_(1.0)), -1
+    )
+    out = F.grid_sample(
+        work.reshape(1, -1, height, width), grid[None].to(work.dtype), "bilinear", "zeros", align_corners=True
+    )
+    return _cast_back(out.reshape(x.shape), x.dtype)
 
 
 # ---------------------------------------------------------------- mis-alignment
@@ -286,21 +283,40 @@ class MissingPartsParams:
     iterations: int
 
 
-def missing_parts_mask(
-    shape: tuple[int, int], vertical: bool, start: int, end: int, iterations: int
-) -> np.ndarray:
-    """The band of one missing part: a straight border-to-border line dilated ``iterations`` times
-    with a cross (4-connected) structure, i.e. every voxel within city-block distance ``iterations``."""
+def _band_window(
+    shape: tuple[int, int], vertical: bool, start: int, end: int, iterations: int, device=None
+) -> tuple[torch.Tensor, int, int]:
+    """The band of one missing part inside the only columns it can touch (rows, for a horizontal line).
+
+    Returns ``(band, lo, hi)``: ``band`` (length, hi - lo) bool over line positions x the window
+    ``[lo, hi)`` across the line. The line has one pixel per position along its length, so the
+    city-block distance to it is ``min_k |i - k| + |j - across[k]|``: exact, with two running minima.
+    """
     height, width = shape
-    line = np.zeros(shape, dtype=bool)
-    length = height if vertical else width
-    steps = np.arange(length)
-    across = np.rint(start + (end - start) * steps / max(length - 1, 1)).astype(int)
-    if vertical:
-        line[steps, np.clip(across, 0, width - 1)] = True
-    else:
-        line[np.clip(across, 0, height - 1), steps] = True
-    return distance_transform_cdt(~line, metric="taxicab") <= iterations
+    length, breadth = (height, width) if vertical else (width, height)
+    steps = torch.arange(length, dtype=torch.float64, device=device)
+    across = torch.round(start + (end - start) * steps / max(length - 1, 1)).long().clamp_(0, breadth - 1)
+    lo = max(int(across.min()) - iterations, 0)
+    hi = min(int(across.max()) + iterations + 1, breadth)
+    cols = torch.arange(lo, hi, dtype=torch.int32, device=device)
+    dist = (cols[None, :] - across[:, None].int()).abs_()  # (length, window): distance within each row
+    i = torch.arange(length, dtype=torch.int32, device=device)[:, None]
+    down = torch.cummin(dist - i, 0).values.add_(i)  # min over k <= i of dist[k] + (i - k)
+    up = torch.cummin((dist + i).flip(0), 0).values.flip(0).sub_(i)  # min over k >= i of dist[k] + (k - i)
+    return torch.minimum(down, up) <= iterations, lo, hi
+
+
+def missing_parts_mask(
+    shape: tuple[int, int], vertical: bool, start: int, end: int, iterations: int, device=None
+) -> torch.Tensor:
+    """The band of one missing part: a straight border-to-border line dilated ``iterations`` times
+    with a cross (4-connected) structure, i.e. every voxel within city-block distance ``iterations``.
+
+    Returns a ``shape`` bool tensor on ``device``."""
+    band, lo, hi = _band_window(shape, vertical, start, end, iterations, device)
+    mask = torch.zeros(shape if vertical else shape[::-1], dtype=torch.bool, device=device)
+    mask[:, lo:hi] = band
+    return mask if vertical else mask.T
 
 
 class RandMissingParts(RandEMTransform):
@@ -354,12 +370,13 @@ class RandMissingParts(RandEMTransform):
         if not params.lines:
             return like_input(x.clone(), img)
         out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
+        shape = tuple(out.shape[-2:])
         for z, vertical, start, end in params.lines:
-            band = missing_parts_mask(tuple(out.shape[-2:]), vertical, start, end, params.iterations)
-            band_t = torch.as_tensor(band, device=x.device)
+            band, lo, hi = _band_window(shape, vertical, start, end, params.iterations, x.device)
             section = out[:, z]
-            mean = section.double().mean(dim=(-2, -1), keepdim=True)
-            section[:, band_t] = _cast_back(mean.expand_as(section)[:, band_t], x.dtype)
+            fill = _cast_back(section.sum(dim=(-2, -1), dtype=torch.float64) / (shape[0] * shape[1]), x.dtype)
+            part = section[..., lo:hi] if vertical else section[..., lo:hi, :].transpose(-1, -2)
+            part.copy_(torch.where(band, fill[:, None, None], part))
         return like_input(out if x.ndim == 4 else out[:, 0], img)
 
 

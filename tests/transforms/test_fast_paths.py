@@ -1,0 +1,77 @@
+"""Fast paths against slow, obviously-correct oracles: missing-parts band, mis-alignment rotation, grayscale."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import distance_transform_cdt
+
+from monai_em.transforms.sections import missing_parts_mask
+
+
+def _band_oracle(shape, vertical, start, end, iterations):
+    """The rasterised line (one pixel per step along it) dilated by a cross, via scipy's taxicab distance."""
+    height, width = shape
+    line = np.zeros(shape, dtype=bool)
+    length = height if vertical else width
+    steps = np.arange(length)
+    across = np.rint(start + (end - start) * steps / max(length - 1, 1)).astype(int)
+    if vertical:
+        line[steps, np.clip(across, 0, width - 1)] = True
+    else:
+        line[np.clip(across, 0, height - 1), steps] = True
+    return distance_transform_cdt(~line, metric="taxicab") <= iterations
+
+
+@pytest.mark.parametrize("shape", [(40, 40), (17, 60), (60, 13), (1, 9)])
+def test_missing_parts_band_matches_the_dilated_line(shape):
+    rng = np.random.default_rng(sum(shape))
+    for _ in range(25):
+        vertical = bool(rng.random() < 0.5)
+        across = shape[1] if vertical else shape[0]
+        start, end = (int(v) for v in rng.integers(0, across, size=2))
+        iterations = int(rng.integers(0, 12))
+        expected = _band_oracle(shape, vertical, start, end, iterations)
+        got = missing_parts_mask(shape, vertical, start, end, iterations).numpy()
+        np.testing.assert_array_equal(got, expected, err_msg=f"{shape} {vertical} {start} {end} {iterations}")
+
+
+def _rotate_oracle(img: np.ndarray, angle: float, nearest: bool) -> np.ndarray:
+    """Inverse-rotate every output pixel; bilinear from the four neighbours (zero outside) or nearest."""
+    height, width = img.shape[-2:]
+    t = math.radians(angle)
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    out = np.zeros(img.shape, np.float64)
+    for y in range(height):
+        for x in range(width):
+            sy = cy + (y - cy) * math.cos(t) - (x - cx) * math.sin(t)
+            sx = cx + (y - cy) * math.sin(t) + (x - cx) * math.cos(t)
+            if nearest:
+                iy, ix = round(sy), round(sx)
+                if 0 <= iy < height and 0 <= ix < width:
+                    out[..., y, x] = img[..., iy, ix]
+                continue
+            y0, x0 = math.floor(sy), math.floor(sx)
+            for py in (y0, y0 + 1):
+                for px in (x0, x0 + 1):
+                    if 0 <= py < height and 0 <= px < width:
+                        out[..., y, x] += img[..., py, px] * (1 - abs(sy - py)) * (1 - abs(sx - px))
+    return out
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 9, 12), (1, 1, 11, 7)])
+def test_section_rotation_matches_the_inverse_map(shape):
+    from monai_em.transforms.sections import _rotate_xy
+
+    rng = np.random.default_rng(1)
+    img = rng.random(shape).astype(np.float32)
+    label = rng.integers(2**40, 2**40 + 5, size=shape)
+    for angle in (7.5, -31.0, 200.0):
+        got = _rotate_xy(torch.from_numpy(img), angle, "bilinear").numpy()
+        np.testing.assert_allclose(got, _rotate_oracle(img, angle, False), atol=1e-5)
+        moved = _rotate_xy(torch.from_numpy(label), angle, "nearest")
+        assert moved.dtype == torch.int64
+        np.testing.assert_array_equal(moved.numpy(), _rotate_oracle(label, angle, True).astype(np.int64))

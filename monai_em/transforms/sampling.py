@@ -162,7 +162,7 @@ class RejectionSampler(Randomizable):
 
         def build():
             mask = nonzero_mask(array)
-            if pad.any():
+            if any(n < s for n, s in zip(shape, self.spatial_size, strict=True)):  # pad may be 0 for 1 short
                 stops = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
                 idx = [reflect_indices(-int(p), int(st - p), n) for p, st, n in zip(pad, stops, shape, strict=True)]
                 mask = mask[np.ix_(*idx)]

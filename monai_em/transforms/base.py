@@ -25,6 +25,7 @@ from monai.utils.enums import TransformBackends
 
 __all__ = [
     "Margin",
+    "as_output",
     "as_torch",
     "like_input",
     "RandEMDictTransform",
@@ -116,7 +117,7 @@ class RandEMTransform(RandomizableTransform):
         if randomize:
             self.randomize(tuple(img.shape[1:]))
         if not self._do_transform or self.params is None:
-            return convert_to_tensor(img, track_meta=get_track_meta())
+            return as_output(img)
         return self.apply(img, self.params, mode or self.mode)
 
 
@@ -183,7 +184,7 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
             if self._do_transform:
                 d[key] = self.transform.apply(d[key], self.transform.params, mode)
             else:
-                d[key] = convert_to_tensor(d[key], track_meta=get_track_meta())
+                d[key] = as_output(d[key])
         return d
 
 
@@ -192,6 +193,14 @@ def as_torch(img) -> torch.Tensor:
     if isinstance(img, torch.Tensor):
         return img.as_tensor() if hasattr(img, "as_tensor") else img
     return torch.as_tensor(np.ascontiguousarray(img))
+
+
+def as_output(img) -> torch.Tensor:
+    """``img`` untouched, as the MONAI output type in its own dtype (MONAI's ``convert_to_tensor`` would
+    turn numpy uint16 / uint32 / uint64 into int32 / int64, so a skipped transform changed the dtype)."""
+    if isinstance(img, np.ndarray):
+        img = as_torch(img)
+    return convert_to_tensor(img, track_meta=get_track_meta())
 
 
 def like_input(out: torch.Tensor, img) -> torch.Tensor:

@@ -9,11 +9,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
-from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, RandomizableTransform
-from monai.utils import convert_to_tensor
 
-from .base import RandEMDictTransform, RandEMTransform, as_torch, like_input
+from .base import RandEMDictTransform, RandEMTransform, as_output, as_torch, like_input
 from .sections import _rotate_xy
 
 __all__ = ["CopyPasteParams", "MixupParams", "RandCopyPasted", "RandMixup", "RandMixupd"]
@@ -131,7 +129,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
         fraction = float(fg.float().mean())
         if not self._do_transform or fraction == 0 or fraction > self.aug_thres:
             for key in [*self.key_iterator(d), self.label_key]:
-                d[key] = convert_to_tensor(d[key], track_meta=get_track_meta())
+                d[key] = as_output(d[key])
             return d
         flip, angle, overlap = self.choose(fg)
         moved_label = _rotate_xy(label.flip(1) if flip else label, float(angle), "nearest")
@@ -222,7 +220,7 @@ class RandMixup(RandEMTransform):
         if randomize:
             self.randomize(tuple(img.shape))  # the batch size is part of the draw
         if not self._do_transform or self.params is None:
-            return convert_to_tensor(img, track_meta=get_track_meta())
+            return as_output(img)
         return self.apply(img, self.params, mode or self.mode)
 
 
@@ -261,5 +259,5 @@ class RandMixupd(RandEMDictTransform):
             if self._do_transform:
                 d[key] = self.transform.apply(d[key], self.transform.params)
             else:
-                d[key] = convert_to_tensor(d[key], track_meta=get_track_meta())
+                d[key] = as_output(d[key])
         return d

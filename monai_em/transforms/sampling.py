@@ -23,6 +23,7 @@ from monai.utils import MAX_SEED, convert_to_tensor
 
 from monai_em.data.volume import reflect_indices
 
+from .base import as_output
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
 __all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
@@ -246,7 +247,7 @@ def crop_region(img, start: np.ndarray, size: Sequence[int]):
         slices = [slice(int(a), int(b)) for a, b in zip(start, stop, strict=True)]
         if isinstance(img, MetaTensor):
             return SpatialCrop(roi_slices=slices)(img)
-        return convert_to_tensor(img[(slice(None), *slices)], track_meta=get_track_meta())
+        return as_output(img[(slice(None), *slices)])
     idx = [reflect_indices(int(a), int(b), n) for a, b, n in zip(start, stop, shape, strict=True)]
     if isinstance(img, torch.Tensor):
         out = img.as_tensor() if isinstance(img, MetaTensor) else img
@@ -261,7 +262,7 @@ def crop_region(img, start: np.ndarray, size: Sequence[int]):
             return MetaTensor(out, meta=meta)
         return convert_to_tensor(out, track_meta=get_track_meta())
     out = np.asarray(img)[(slice(None),) + np.ix_(*idx)]
-    return convert_to_tensor(out, track_meta=get_track_meta())
+    return as_output(out)
 
 
 def _unique_count(label, start: np.ndarray, size: Sequence[int], shape: Sequence[int]) -> int:

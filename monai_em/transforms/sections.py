@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, like_input
+from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, like_input, unsigned_as_signed
 from .spatial import _gatherable
 
 __all__ = [
@@ -159,18 +159,18 @@ class RandMisAlignment(RandEMTransform):
         return MisAlignmentParams(section, slip, False, d, start0=(y0, x0), start1=(y1, x1))
 
     def apply(self, img, params: MisAlignmentParams, mode: str):
-        x = as_torch(img)
+        x, back = unsigned_as_signed(as_torch(img), exact=not params.rotate or mode == "nearest")
         moved = [params.section] if params.slip else list(range(params.section, x.shape[1]))
         if params.rotate:
             out = x.clone()
             out[:, moved] = _rotate_xy(x[:, moved], params.angle, mode)
-            return like_input(out, img)
+            return like_input(back(out), img)
         d = params.displacement
         height, width = x.shape[2] - d, x.shape[3] - d
         (y0, x0), (y1, x1) = params.start0, params.start1
         out = x[:, :, y0 : y0 + height, x0 : x0 + width].clone()
         out[:, moved] = x[:, moved, y1 : y1 + height, x1 : x1 + width]
-        return like_input(out, img)
+        return like_input(back(out), img)
 
 
 class RandMisAlignmentd(RandEMDictTransform):
@@ -289,21 +289,38 @@ def _band_window(
     """The band of one missing part inside the only columns it can touch (rows, for a horizontal line).
 
     Returns ``(band, lo, hi)``: ``band`` (length, hi - lo) bool over line positions x the window
-    ``[lo, hi)`` across the line. The line has one pixel per position along its length, so the
-    city-block distance to it is ``min_k |i - k| + |j - across[k]|``: exact, with two running minima.
+    ``[lo, hi)`` across the line. The line has one pixel ``across[k]`` per position ``k`` along it,
+    so row ``i`` of the band is the union over ``k`` of ``|j - across[k]| <= n - |i - k|``. When the
+    line moves at most one pixel per row, that union is just ``|j - across[i]| <= n``.
     """
     height, width = shape
     length, breadth = (height, width) if vertical else (width, height)
+    n = iterations
     steps = torch.arange(length, dtype=torch.float64, device=device)
     across = torch.round(start + (end - start) * steps / max(length - 1, 1)).long().clamp_(0, breadth - 1)
-    lo = max(int(across.min()) - iterations, 0)
-    hi = min(int(across.max()) + iterations + 1, breadth)
-    cols = torch.arange(lo, hi, dtype=torch.int32, device=device)
-    dist = (cols[None, :] - across[:, None].int()).abs_()  # (length, window): distance within each row
-    i = torch.arange(length, dtype=torch.int32, device=device)[:, None]
-    down = torch.cummin(dist - i, 0).values.add_(i)  # min over k <= i of dist[k] + (i - k)
-    up = torch.cummin((dist + i).flip(0), 0).values.flip(0).sub_(i)  # min over k >= i of dist[k] + (k - i)
-    return torch.minimum(down, up) <= iterations, lo, hi
+    lo, hi = max(int(across.min()) - n, 0), min(int(across.max()) + n + 1, breadth)
+    if length == 1 or int((across[1:] - across[:-1]).abs().max()) <= 1:
+        cols = torch.arange(lo, hi, dtype=torch.int32, device=device)
+        return (cols[None, :] - across[:, None].int()).abs_() <= n, lo, hi
+    # steep line: add every row's interval [c - r, c + r] into a difference array, then count coverage
+    reach = min(n, length - 1)
+    offset = torch.arange(-reach, reach + 1, device=device)
+    k = torch.arange(length, device=device)[:, None] + offset
+    counts = ((k >= 0) & (k < length)).int()
+    centre = across[k.clamp_(0, length - 1)] - lo
+    radius = n - offset.abs()
+    diff = torch.zeros(length, hi - lo + 1, dtype=torch.int32, device=device)
+    diff.scatter_add_(1, (centre - radius).clamp_(min=0), counts)
+    diff.scatter_add_(1, (centre + radius + 1).clamp_(max=hi - lo), -counts)
+    return diff[:, :-1].cumsum(1) > 0, lo, hi
+
+
+def _fill(part: torch.Tensor, mask: torch.Tensor, value: torch.Tensor) -> None:
+    """``part[mask] = value`` in place (numpy's boolean assignment on the CPU: ~4x faster than ``masked_fill_``)."""
+    if part.device.type == "cpu" and part.dtype not in (torch.bfloat16, torch.float16):
+        part.numpy()[mask.numpy()] = value.item()
+    else:
+        part.masked_fill_(mask, value)
 
 
 def missing_parts_mask(
@@ -374,9 +391,12 @@ class RandMissingParts(RandEMTransform):
         for z, vertical, start, end in params.lines:
             band, lo, hi = _band_window(shape, vertical, start, end, params.iterations, x.device)
             section = out[:, z]
-            fill = _cast_back(section.sum(dim=(-2, -1), dtype=torch.float64) / (shape[0] * shape[1]), x.dtype)
+            # float sections are summed as they are (no float64 copy of the section); integers in float64
+            total = section.sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
+            fill = _cast_back(total.double() / (shape[0] * shape[1]), x.dtype)
             part = section[..., lo:hi] if vertical else section[..., lo:hi, :].transpose(-1, -2)
-            part.copy_(torch.where(band, fill[:, None, None], part))
+            for c in range(part.shape[0]):
+                _fill(part[c], band, fill[c])
         return like_input(out if x.ndim == 4 else out[:, 0], img)
 
 
@@ -459,7 +479,7 @@ class RandMotionBlur(RandEMTransform):
         return MotionBlurParams(tuple(sorted(int(z) for z in picked)), horizontal, self.kernel_size)
 
     def apply(self, img, params: MotionBlurParams, mode: str):
-        x = as_torch(img)
+        x, back = unsigned_as_signed(as_torch(img), exact=False)
         out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
         k = params.kernel_size
         before = (
@@ -477,7 +497,7 @@ class RandMotionBlur(RandEMTransform):
         if not params.horizontal:
             blurred = blurred.transpose(-1, -2)
         out[:, list(params.sections)] = _cast_back(blurred, x.dtype)
-        return like_input(out if x.ndim == 4 else out[:, 0], img)
+        return like_input(back(out if x.ndim == 4 else out[:, 0]), img)
 
 
 class RandMotionBlurd(RandEMDictTransform):

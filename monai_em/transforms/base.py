@@ -32,6 +32,7 @@ __all__ = [
     "RandEMTransform",
     "keys_and_modes",
     "spatial_shape_of",
+    "unsigned_as_signed",
 ]
 
 # interpolation for the two PyTC target types: images are resampled, masks/labels are moved
@@ -201,6 +202,32 @@ def as_output(img) -> torch.Tensor:
     if isinstance(img, np.ndarray):
         img = as_torch(img)
     return convert_to_tensor(img, track_meta=get_track_meta())
+
+
+_SIGNED_OF = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
+_WIDER_OF = {torch.uint16: torch.int32, torch.uint32: torch.int64}
+
+
+def unsigned_as_signed(t: torch.Tensor, exact: bool):
+    """``(work, back)``: ``t`` in a signed dtype torch has kernels for, and the map of a result back to ``t.dtype``.
+
+    Many torch kernels (index_put, rot90, where, gather, max) do not exist for uint16/uint32/uint64.
+    ``exact=True`` (voxels are only moved, never combined): a signed view of the same bits, so every
+    id survives; otherwise a value-preserving wider signed copy (uint16 -> int32, uint32 -> int64).
+
+    Raises:
+        TypeError: ``exact=False`` on uint64 (its values above 2**63 have no wider signed type).
+    """
+    if t.dtype not in _SIGNED_OF:
+        return t, lambda out: out
+    if exact:
+        return t.view(_SIGNED_OF[t.dtype]), lambda out: out.view(t.dtype)
+    if t.dtype not in _WIDER_OF:
+        raise TypeError(
+            f"{t.dtype} images cannot be interpolated or averaged (values above 2**63); "
+            "use a float or a narrower integer dtype, or mode='nearest' for labels"
+        )
+    return t.to(_WIDER_OF[t.dtype]), lambda out: out.to(t.dtype)
 
 
 def like_input(out: torch.Tensor, img) -> torch.Tensor:

@@ -487,16 +487,14 @@ class RandMotionBlur(RandEMTransform):
         )  # the kernel's anchor (cv2: its centre), so output x averages x-before .. x-before+k-1
         sec = out[:, list(params.sections)]
         work = sec if sec.dtype.is_floating_point else sec.float()
-        if not params.horizontal:
-            work = work.transpose(-1, -2)
-        length = work.shape[-1]
-        idx = _reflect_index(length, before, k - 1 - before, x.device)
-        padded = work.index_select(-1, idx)
-        lead = padded.shape[:-1]
-        blurred = F.avg_pool1d(padded.reshape(-1, 1, padded.shape[-1]), k, stride=1).reshape(*lead, length)
-        if not params.horizontal:
-            blurred = blurred.transpose(-1, -2)
-        out[:, list(params.sections)] = _cast_back(blurred, x.dtype)
+        dim = -1 if params.horizontal else -2
+        length = work.shape[dim]
+        padded = work.index_select(dim, _reflect_index(length, before, k - 1 - before, x.device))
+        # the box filter as a sum of k shifted views (several times faster than avg_pool1d on the CPU)
+        blurred = padded.narrow(dim, 0, length).clone()
+        for i in range(1, k):
+            blurred += padded.narrow(dim, i, length)
+        out[:, list(params.sections)] = _cast_back(blurred.div_(k), x.dtype)
         return like_input(back(out if x.ndim == 4 else out[:, 0]), img)
 
 

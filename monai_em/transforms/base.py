@@ -227,7 +227,8 @@ def unsigned_as_signed(t: torch.Tensor, exact: bool):
             f"{t.dtype} images cannot be interpolated or averaged (values above 2**63); "
             "use a float or a narrower integer dtype, or mode='nearest' for labels"
         )
-    return t.to(_WIDER_OF[t.dtype]), lambda out: out.to(t.dtype)
+    top = int(torch.iinfo(t.dtype).max)  # float32 work can round past it: clamp, never wrap around
+    return t.to(_WIDER_OF[t.dtype]), lambda out: out.clamp(0, top).to(t.dtype)
 
 
 def like_input(out: torch.Tensor, img) -> torch.Tensor:

@@ -457,7 +457,8 @@ class RandRotateXY(RandEMTransform):
         _check_img(img)
         t = as_torch(img)
         if not params.angle:
-            return like_input(torch.rot90(t, params.k, dims=(-2, -1)) if params.k else t, img)
+            rot = torch.rot90(_gatherable(t), params.k, dims=(-2, -1)).view(t.dtype) if params.k else t
+            return like_input(rot, img)
         _, yx = identity_points(t.shape[-2:], t.device)
         return like_input(
             _sample_sections(t, _rotation_points(params.angle, t.shape[1:], yx), _check_mode(mode)), img

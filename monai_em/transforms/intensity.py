@@ -137,12 +137,22 @@ class RandGrayscale(RandEMTransform):
 
     def apply(self, img, params: GrayscaleParams, mode: str):
         x = as_torch(img)
-        y, scale = _to_unit(_as_4d(x))
-        r = torch.tensor(params.factors, dtype=y.dtype, device=y.device).T.reshape(3, 1, -1, 1, 1)
-        y = y * (1 + (r[0] - 0.5) * params.contrast) + (r[1] - 0.5) * params.brightness
-        y = y.clamp(0, 1) ** (2.0 ** (2 * r[2] - 1))
+        x4 = _as_4d(x)
+        if x.dtype.is_floating_point:
+            y, scale = torch.empty_like(x4), None
+        elif x.dtype == torch.bool:
+            raise TypeError("intensity augmentations need an image, got a bool tensor (a mask?)")
+        else:
+            y, scale = x4.float().div_(float(torch.iinfo(x.dtype).max)), float(torch.iinfo(x.dtype).max)
+        source = x4 if scale is None else y
+        # one (contrast, brightness, gamma) per section or for the volume: scalar in-place ops, one pass each
+        sections = [slice(None)] if len(params.factors) == 1 else range(len(params.factors))
+        for z, (r0, r1, r2) in zip(sections, params.factors, strict=True):
+            part = y[:, z]
+            torch.mul(source[:, z], 1 + (r0 - 0.5) * params.contrast, out=part)
+            part.add_((r1 - 0.5) * params.brightness).clamp_(0, 1).pow_(2.0 ** (2 * r2 - 1))
         if params.invert:
-            y = 1 - y
+            y.neg_().add_(1)
         out = _from_unit(y, x.dtype, scale)
         return like_input(out.reshape(x.shape), img)
 

@@ -13,7 +13,7 @@ import torch
 from monai.transforms import Compose, MapTransform, OneOf, RandomOrder, SomeOf
 from scipy import ndimage
 
-from .base import Margin, keys_and_modes, like_input, spatial_shape_of
+from .base import Margin, as_output, keys_and_modes, like_input, spatial_shape_of
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
 from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
 from .spatial import (
@@ -124,7 +124,8 @@ class _CentreCrop(MapTransform):
         d = dict(data)
         for key in self.crop_keys(d):
             start = self.window(key, d[key].shape)
-            d[key] = d[key][(slice(None), *(slice(s, s + i) for s, i in zip(start, self.size, strict=True)))]
+            window = (slice(None), *(slice(s, s + i) for s, i in zip(start, self.size, strict=True)))
+            d[key] = as_output(d[key][window])  # a tensor for numpy input too, dtype kept
         return d
 
 

@@ -88,3 +88,19 @@ def test_unsigned_images_and_labels_through_moves_and_blurs(np_dtype):
         expected = blur.set_random_state(seed)(x.astype(np.float64)).numpy()  # same draw, float path
         # integer images are blurred in float32: exact for uint16, within float32 rounding for uint32
         np.testing.assert_allclose(out.numpy().astype(np.float64), np.round(expected), rtol=1e-7, atol=0.5)
+
+
+def test_augmentor_returns_tensors_for_numpy_input():
+    """EMAugmentor's final centre crop sliced numpy arrays as numpy: keys no transform touched (or
+    every key, for an empty list) left the pipeline as numpy while the others were tensors."""
+    from monai.data import MetaTensor
+
+    from monai_em.transforms import EMAugmentor, RandGrayscaled
+
+    image = np.arange(4 * 6 * 6, dtype=np.uint16).reshape(1, 4, 6, 6)
+    label = image.astype(np.uint64) + 2**63
+    for transforms in ([], [RandGrayscaled("image", prob=1.0)]):
+        out = EMAugmentor(transforms, (2, 4, 4))({"image": image, "label": label})
+        for key, given in (("image", image), ("label", label)):
+            assert isinstance(out[key], MetaTensor) and out[key].dtype == torch.as_tensor(given).dtype
+        np.testing.assert_array_equal(out["label"].numpy(), label[:, 1:3, 1:5, 1:5])

@@ -96,6 +96,18 @@ def identity_points(spatial_shape: Sequence[int], device=None) -> tuple[torch.Te
     return z, yx
 
 
+def _read_window(yx: torch.Tensor, size: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The rows and columns of a (H, W) input that bilinear or nearest samples at ``yx`` can touch:
+    ``[floor(min), floor(max) + 2)`` per axis, clipped to the input (may be empty). Samples taken from
+    that window, with ``yx`` shifted by its start, equal samples from the whole input."""
+    out = []
+    for a in range(2):
+        v = yx[..., a]
+        lo, hi = int(torch.floor(v.min())), int(torch.floor(v.max())) + 2
+        out.append((min(max(lo, 0), size[a]), max(min(hi, size[a]), 0)))
+    return out[0], out[1]
+
+
 def _sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
     h, w = x4.shape[-2:]
@@ -490,9 +502,25 @@ class RandRotateXYd(RandEMDictTransform):
 
 @dataclass(frozen=True, eq=False)
 class ElasticParams:
-    """The displacement ``field`` (2, Y, X) float32 on the CPU: (dy, dx) in pixels, shared by all sections."""
+    """One elastic draw: the ``noise`` U(-1, 1) (2, Y, X) float32 on the CPU, smoothed with ``sigma`` and
+    scaled by ``alpha`` into the displacement ``field`` (dy, dx) in pixels, shared by all sections.
 
-    field: torch.Tensor
+    ``field`` is computed on first use; :meth:`field_region` smooths only the part a caller reads.
+    """
+
+    noise: torch.Tensor
+    sigma: float
+    alpha: float
+
+    @functools.cached_property
+    def field(self) -> torch.Tensor:
+        return _gaussian_smooth(self.noise, self.sigma).mul_(self.alpha)
+
+    def field_region(self, rows: tuple[int, int], cols: tuple[int, int]) -> torch.Tensor:
+        """``field[:, r0:r1, c0:c1]``, computing only that part (and the noise within the filter's reach)."""
+        if "field" in self.__dict__:
+            return self.field[:, rows[0] : rows[1], cols[0] : cols[1]]
+        return _gaussian_smooth(self.noise, self.sigma, rows, cols).mul_(self.alpha)
 
 
 @functools.lru_cache(maxsize=16)
@@ -514,25 +542,43 @@ def _gaussian_matrix(size: int, sigma: float) -> torch.Tensor:
 
 
 def _banded_filter(
-    x: torch.Tensor, mat: torch.Tensor, axis: int, reach: int, block: int = 64
+    x: torch.Tensor,
+    mat: torch.Tensor,
+    axis: int,
+    reach: int,
+    rows: tuple[int, int],
+    start: int = 0,
+    block: int = 64,
 ) -> torch.Tensor:
-    """``mat`` applied along ``axis`` (-2 or -1) of ``x``, for a matrix that is zero beyond ``reach``
-    off the diagonal: block by block, about 3x faster than the dense product at 350 pixels."""
-    size, parts = mat.shape[0], []
-    for r0 in range(0, size, block):
-        r1 = min(r0 + block, size)
+    """Rows ``rows`` of ``mat`` applied along ``axis`` (-2 or -1) of ``x``, for a matrix that is zero beyond
+    ``reach`` off the diagonal; ``x`` holds input positions ``start ..`` along ``axis`` (at least those
+    within ``reach`` of ``rows``). Block by block: about 3x faster than the dense product at 350 pixels."""
+    size, parts = mat.shape[1], []
+    stop = start + x.shape[axis]
+    for r0 in range(rows[0], rows[1], block):
+        r1 = min(r0 + block, rows[1])
         c0, c1 = max(r0 - reach, 0), min(r1 + reach, size)
-        sub = mat[r0:r1, c0:c1]
-        parts.append(sub @ x[..., c0:c1, :] if axis == -2 else x[..., c0:c1] @ sub.T)
+        if c0 < start or c1 > stop:
+            raise ValueError(f"input positions [{start}, {stop}) do not cover [{c0}, {c1}) for rows {rows}")
+        sub, part = mat[r0:r1, c0:c1], x.narrow(axis, c0 - start, c1 - c0)
+        parts.append(sub @ part if axis == -2 else part @ sub.T)
     return torch.cat(parts, axis)
 
 
-def _gaussian_smooth(noise: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian of ``noise`` (N, H, W): truncated at 4 sigma, scipy's ``reflect`` borders."""
+def _gaussian_smooth(
+    noise: torch.Tensor,
+    sigma: float,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Separable Gaussian of ``noise`` (N, H, W): truncated at 4 sigma, scipy's ``reflect`` borders;
+    only output ``rows`` x ``cols`` (default all), from the noise within the filter's reach of them."""
     h, w = noise.shape[-2:]
+    rows, cols = rows or (0, h), cols or (0, w)
     reach = 2 * int(4.0 * sigma + 0.5) + 1  # mirrored taps can reach this far from the diagonal
-    out = _banded_filter(noise, _gaussian_matrix(h, sigma), -2, reach)
-    return _banded_filter(out, _gaussian_matrix(w, sigma), -1, reach)
+    c0, c1 = max(cols[0] - reach, 0), min(cols[1] + reach, w)
+    out = _banded_filter(noise[..., c0:c1], _gaussian_matrix(h, sigma), -2, reach, rows)
+    return _banded_filter(out, _gaussian_matrix(w, sigma), -1, reach, cols, start=c0)
 
 
 class RandSectionElastic(RandEMTransform):
@@ -573,15 +619,19 @@ class RandSectionElastic(RandEMTransform):
         gen = torch.Generator().manual_seed(int(self.R.randint(2**31 - 1)))
         h, w = spatial_shape[-2:]
         noise = torch.rand((2, h, w), generator=gen).mul_(2.0).sub_(1.0)
-        return ElasticParams(_gaussian_smooth(noise, self.sigma).mul_(self.alpha))
+        return ElasticParams(noise, self.sigma, self.alpha)
 
     @staticmethod
     def source_points(params: ElasticParams, spatial_shape, z, yx):
-        field = params.field.to(yx.device)
-        h, w = field.shape[-2:]
+        h, w = params.noise.shape[-2:]
         if yx.shape[:2] == (h, w) and torch.equal(yx, identity_points((h, w), yx.device)[1]):
-            return z, yx + field.permute(1, 2, 0)
-        disp = _sample_linear(field[None], yx)  # the field between pixels: bilinear (zero outside)
+            return z, yx + params.field.to(yx.device).permute(1, 2, 0)
+        # the field between pixels: bilinear (zero outside), smoothed only where the points read it
+        (r0, r1), (c0, c1) = _read_window(yx, (h, w))
+        if r0 >= r1 or c0 >= c1:
+            return z, yx.clone()
+        field = params.field_region((r0, r1), (c0, c1)).to(yx.device)
+        disp = _sample_linear(field[None], yx - torch.tensor([r0, c0], dtype=yx.dtype, device=yx.device))
         return z, yx + disp.permute(1, 2, 0)
 
     def apply(self, img, params: ElasticParams, mode: str):

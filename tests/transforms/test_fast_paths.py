@@ -75,3 +75,28 @@ def test_section_rotation_matches_the_inverse_map(shape):
         moved = _rotate_xy(torch.from_numpy(label), angle, "nearest")
         assert moved.dtype == torch.int64
         np.testing.assert_array_equal(moved.numpy(), _rotate_oracle(label, angle, True).astype(np.int64))
+
+
+def test_elastic_field_region_is_the_slice_of_the_whole_field():
+    from monai_em.transforms.spatial import ElasticParams, RandSectionElastic, _sample_linear
+
+    t = RandSectionElastic(alpha=16.0, sigma=4.0, prob=1.0).set_random_state(4)
+    params = t.draw((3, 150, 170))
+    fresh = ElasticParams(params.noise, params.sigma, params.alpha)  # nothing cached yet
+    field = params.field
+    for rows, cols in (
+        ((0, 150), (0, 170)),
+        ((40, 97), (3, 170)),
+        ((149, 150), (0, 1)),
+        ((10, 20), (60, 61)),
+    ):
+        region = fresh.field_region(rows, cols)
+        np.testing.assert_allclose(region, field[:, rows[0] : rows[1], cols[0] : cols[1]], atol=1e-6)
+    # points that only read part of the field give the same displacement as sampling the whole field
+    yx = torch.stack(torch.meshgrid(torch.arange(30.0), torch.arange(40.0), indexing="ij"), -1) * 0.7 + 55.3
+    _, got = RandSectionElastic.source_points(fresh, (3, 150, 170), None, yx)
+    expected = yx + _sample_linear(field[None], yx).permute(1, 2, 0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    yx[0, 0] = torch.tensor([-300.0, 500.0])  # a point far outside: zero displacement there
+    _, got = RandSectionElastic.source_points(fresh, (3, 150, 170), None, yx)
+    assert torch.equal(got[0, 0], yx[0, 0])

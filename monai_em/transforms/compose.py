@@ -10,10 +10,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from monai.data.meta_obj import get_track_meta, set_track_meta
 from monai.transforms import Compose, MapTransform, OneOf, RandomOrder, SomeOf
 from scipy import ndimage
 
-from .base import Margin, as_output, keys_and_modes, like_input, spatial_shape_of
+from .base import (
+    Margin,
+    RandEMDictTransform,
+    as_output,
+    as_torch,
+    keys_and_modes,
+    like_input,
+    spatial_shape_of,
+)
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
 from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
 from .spatial import (
@@ -218,6 +227,23 @@ class EMAugmentor(Compose):
         if not self.fuse or not isinstance(input_, Mapping) or start != 0 or end is not None or lazy:
             return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
         d = dict(input_)
+        # monai_em transforms only: run on plain tensors (no MetaTensor dispatch on every op) and give
+        # each array its input's MONAI type and metadata once, at the exit
+        plain = all(isinstance(t, (RandEMDictTransform, _CentreCrop, _SmoothLabels)) for t in self.transforms)
+        originals = {k: v for k, v in d.items() if isinstance(v, (np.ndarray, torch.Tensor))} if plain else {}
+        d.update({k: as_torch(v) for k, v in originals.items()})
+        track = get_track_meta()
+        set_track_meta(track and not plain)
+        try:
+            d = self._run_fused(d)
+        finally:
+            set_track_meta(track)
+        for key, value in originals.items():
+            if key in d:
+                d[key] = like_input(d[key], value)
+        return d
+
+    def _run_fused(self, d: dict) -> dict:
         items, i = self.transforms, 0
         while i < len(items):
             run = self._fusable_run(i)

@@ -100,3 +100,32 @@ def test_elastic_field_region_is_the_slice_of_the_whole_field():
     yx[0, 0] = torch.tensor([-300.0, 500.0])  # a point far outside: zero displacement there
     _, got = RandSectionElastic.source_points(fresh, (3, 150, 170), None, yx)
     assert torch.equal(got[0, 0], yx[0, 0])
+
+
+def test_augmentor_strips_metadata_once_and_restores_it():
+    from monai.data import MetaTensor
+    from monai.data.meta_obj import get_track_meta
+
+    from monai_em.data.synthetic import make_em_volume
+    from monai_em.transforms.compose import EMAugmentor
+
+    aug = EMAugmentor.from_targets((4, 24, 24), {"image": "img", "label": "mask"})
+    em = make_em_volume(aug.sample_size, seed=2)
+    plain = {
+        "image": torch.from_numpy(em.image[None] / 255.0).float(),
+        "label": torch.from_numpy(em.label[None]),
+    }
+    affine = torch.diag(torch.tensor([2.0, 3.0, 4.0, 1.0]))
+    meta = {k: MetaTensor(v, affine=affine, meta={"filename_or_obj": "x.h5"}) for k, v in plain.items()}
+    meta["note"] = "kept"
+    for seed in range(4):
+        out_plain = aug.set_random_state(seed)(plain)
+        out_meta = aug.set_random_state(seed)(meta)
+        assert get_track_meta()
+        assert out_meta["note"] == "kept"
+        for key in plain:
+            assert isinstance(out_meta[key], MetaTensor) and torch.equal(
+                out_meta[key].affine, affine.double()
+            )
+            assert out_meta[key].meta["filename_or_obj"] == "x.h5"
+            assert torch.equal(out_meta[key].as_tensor(), torch.as_tensor(out_plain[key]))

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 
-from .base import RandEMDictTransform, RandEMTransform, as_output, as_torch, like_input
+from .base import RandEMDictTransform, RandEMTransform, as_output, as_torch, like_input, unsigned_as_signed
 from .sections import _rotate_xy
 
 __all__ = ["CopyPasteParams", "MixupParams", "RandCopyPasted", "RandMixup", "RandMixupd"]
@@ -35,6 +35,34 @@ def _centroid(mask: torch.Tensor) -> torch.Tensor:
     """Centre of mass of a ``(Z, Y, X)`` mask in units of the volume size."""
     coords = torch.nonzero(mask).float()
     return coords.mean(0) / torch.tensor(mask.shape, dtype=torch.float32, device=mask.device)
+
+
+def _max_id(t: torch.Tensor) -> int:
+    """Largest value of an integer tensor (torch has no max kernel for uint16/32/64)."""
+    if t.dtype in (torch.uint16, torch.uint32, torch.uint64):
+        return int(t.detach().cpu().numpy().max()) if t.numel() else 0
+    return int(t.max()) if t.numel() else 0
+
+
+def _offset_ids(moved: torch.Tensor, label: torch.Tensor, name) -> torch.Tensor:
+    """``moved + label.max()`` on the non-zero voxels, in the label's own dtype (unsigned ones too).
+
+    Raises:
+        ValueError: the offset ids do not fit the label dtype (they would wrap around onto other ids).
+    """
+    top = _max_id(label)
+    if moved.dtype.is_floating_point or moved.dtype == torch.bool:
+        return torch.where(moved != 0, moved + top, moved)
+    highest, limit = _max_id(moved) + top, int(torch.iinfo(moved.dtype).max)
+    if highest > limit:
+        raise ValueError(
+            f"relabel: pasted ids up to {highest} do not fit the {moved.dtype} label {name!r} (max {limit}); "
+            "use a wider label dtype or relabel=False"
+        )
+    work, back = unsigned_as_signed(moved, exact=True)
+    bits = 8 * moved.element_size()
+    off = top if work.dtype == moved.dtype else ((top + 2 ** (bits - 1)) % 2**bits) - 2 ** (bits - 1)
+    return back(torch.where(work != 0, work + off, work))  # same bits as the unsigned sum (checked: no wrap)
 
 
 class RandCopyPasted(RandomizableTransform, MapTransform):
@@ -146,8 +174,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
             moved = _rotate_xy(img.flip(1) if flip else img, float(angle), "bilinear")
             d[key] = like_input(torch.where(paste, moved, img), d[key])
         if self.relabel:
-            offset = label.max()
-            moved_label = torch.where(moved_label != 0, moved_label + offset, moved_label)
+            moved_label = _offset_ids(moved_label, label, self.label_key)
         d[self.label_key] = like_input(torch.where(paste, moved_label, label), d[self.label_key])
         return d
 

@@ -104,3 +104,19 @@ def test_augmentor_returns_tensors_for_numpy_input():
         for key, given in (("image", image), ("label", label)):
             assert isinstance(out[key], MetaTensor) and out[key].dtype == torch.as_tensor(given).dtype
         np.testing.assert_array_equal(out["label"].numpy(), label[:, 1:3, 1:5, 1:5])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int32, np.uint16, np.uint32, np.int64, np.uint64])
+def test_copy_paste_relabel_offsets_ids_without_wrapping(dtype):
+    """relabel=True computed ``label.max()`` and ``moved + max``: NotImplementedError from torch for
+    uint16/32/64, and silent wrap-around onto other ids when the sum left the dtype (uint8: 200 + 200)."""
+    label = np.zeros((1, 2, 12, 12), dtype=dtype)
+    label[0, :, 1:4, 1:4] = 2
+    label[0, :, 1:4, 4:6] = 3
+    image = label.astype(np.float32)
+    out = RandCopyPasted("image", relabel=True, dilation=1, prob=1.0)({"image": image, "label": label})["label"]
+    assert out.dtype == torch.as_tensor(label).dtype
+    assert set(np.unique(out.numpy()).tolist()) == {0, 2, 3, 5, 6}  # the copy holds 2 + 3 and 3 + 3
+    label[label == 3] = np.iinfo(dtype).max // 2 + 1  # the copy's ids would pass the dtype's maximum
+    with pytest.raises(ValueError, match="relabel: pasted ids up to .* do not fit"):
+        RandCopyPasted("image", relabel=True, prob=1.0)({"image": image, "label": label})

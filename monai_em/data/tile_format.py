@@ -14,6 +14,7 @@ Labels wider than 16 bits are stored as RGB PNGs (VAST export): ``id = R * 65536
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -180,6 +181,7 @@ def _int_field(spec: dict, name: str, path, minimum: int = 1) -> int:
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
+        or not math.isfinite(value)
         or int(value) != value
         or value < minimum
     ):
@@ -189,9 +191,10 @@ def _int_field(spec: dict, name: str, path, minimum: int = 1) -> int:
 
 def _pair_field(spec: dict, name: str, path, default, minimum: int) -> tuple[int, int]:
     value = spec.get(name, default)
-    items = [value, value] if np.isscalar(value) else list(value)
+    items = [value, value] if np.isscalar(value) else list(value) if isinstance(value, (list, tuple)) else []
     if len(items) != 2 or not all(
-        isinstance(v, (int, float)) and int(v) == v and v >= minimum for v in items
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and int(v) == v and v >= minimum
+        for v in items
     ):
         raise ValueError(
             f"tile JSON {path}: field {name!r} must be an int or [y, x] ints >= {minimum}, got {value!r}"
@@ -212,7 +215,7 @@ def load_tile_json(path: str | os.PathLike) -> TileSpec:
         raise FileNotFoundError(f"tile JSON not found: {path}")
     try:
         spec = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"tile JSON {path} is not valid JSON: {e}") from e
     if not isinstance(spec, dict):
         raise ValueError(f"tile JSON {path} must hold an object, got {type(spec).__name__}")
@@ -235,7 +238,7 @@ def load_tile_json(path: str | os.PathLike) -> TileSpec:
     tile_size = _pair_field(spec, "tile_size", path, [height, width], 1) if tiled else (height, width)
     tile_st = _pair_field(spec, "tile_st", path, [0, 0], 0)
     ratio = spec.get("tile_ratio", 1)
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not ratio > 0:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < math.inf:
         raise ValueError(f"tile JSON {path}: field 'tile_ratio' must be a number > 0, got {ratio!r}")
     try:
         dtype = np.dtype(spec.get("dtype", "uint8"))
@@ -243,6 +246,10 @@ def load_tile_json(path: str | os.PathLike) -> TileSpec:
         raise ValueError(
             f"tile JSON {path}: field 'dtype' is not a numpy dtype: {spec.get('dtype')!r}"
         ) from e
+    if spec.get("dtype", "uint8") is None or dtype.kind not in "biuf":  # np.dtype(None) is float64
+        raise ValueError(
+            f"tile JSON {path}: field 'dtype' must be a numeric dtype (e.g. \"uint8\"), got {spec.get('dtype')!r}"
+        )
     n_rows, n_cols = -(-height // tile_size[0]), -(-width // tile_size[1])
     for name, expect in (("n_rows", n_rows), ("n_columns", n_cols)):
         if tiled and name in spec and spec[name] != expect:

@@ -30,6 +30,7 @@ from .spatial import (
     RandRescaled,
     RandRotateXYd,
     RandSectionElasticd,
+    _read_window,
     identity_points,
     resample,
 )
@@ -38,6 +39,8 @@ __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_l
 
 # transforms whose point maps EMAugmentor chains into one resampling
 _FUSABLE = (RandRescaled, RandFlipTransposed, RandRotateXYd, RandSectionElasticd)
+# image-only transforms that can run on just the part of the image a following fused run reads
+_WINDOWED = (RandGrayscaled, RandMissingPartsd)
 
 
 def _grow(margin: Margin, size: tuple[int, ...]) -> tuple[int, ...]:
@@ -246,6 +249,13 @@ class EMAugmentor(Compose):
     def _run_fused(self, d: dict) -> dict:
         items, i = self.transforms, 0
         while i < len(items):
+            deferred, k = self._windowed_group(i)
+            run = self._fusable_run(k)
+            if deferred and run and k + len(run) < len(items) and items[k + len(run)] is self.crop:
+                if all(set(t.keys) <= set(run[0].keys) for t in deferred):
+                    d = self._apply_fused(run, d, True, deferred)
+                    i = k + len(run) + 1
+                    continue
             run = self._fusable_run(i)
             if len(run) > 1 or (run and i + len(run) < len(items) and items[i + len(run)] is self.crop):
                 cropped = i + len(run) < len(items) and items[i + len(run)] is self.crop
@@ -257,6 +267,18 @@ class EMAugmentor(Compose):
         return d
 
     # -------------------------------------------------------------------------------------- fusion
+
+    def _windowed_group(self, i: int) -> tuple[list[Any], int]:
+        """Image-only transforms from ``i`` that may run on just the window a following fused run reads:
+        grayscale (pointwise) and, first in the group only, missing parts (it needs whole-section means
+        of its own input). Returns them and the index after them."""
+        items, group = self.transforms, []
+        while i < len(items) and isinstance(items[i], _WINDOWED):
+            if isinstance(items[i], RandMissingPartsd) and group:
+                break
+            group.append(items[i])
+            i += 1
+        return group, i
 
     def _fusable_run(self, i: int) -> list[Any]:
         items, run = self.transforms, []
@@ -271,8 +293,17 @@ class EMAugmentor(Compose):
             i += 1
         return run
 
-    def _apply_fused(self, run: list[Any], d: dict, cropped: bool) -> dict:
+    def _apply_fused(self, run: list[Any], d: dict, cropped: bool, deferred: Sequence[Any] = ()) -> dict:
         keys = [k for k in run[0].keys if k in d]
+        live = []  # deferred transforms that act: drawn now (each on its own stream), applied in the window
+        for t in deferred if keys else ():
+            present = list(t.key_iterator(d))
+            if present:
+                t.randomize(spatial_shape_of(d, present))
+                live += [t] if t._do_transform else []
+        if deferred and not keys:
+            for t in deferred:
+                d = t(d)
         if not keys:
             if not run[0].allow_missing_keys:
                 run[0].key_iterator(d)  # raises MONAI's missing-key error
@@ -294,13 +325,42 @@ class EMAugmentor(Compose):
                 identity = False
         mode_of = dict(zip(run[0].keys, run[0].mode, strict=True))
         for key in keys:
-            if identity and cropped:
+            jobs = [t for t in live if key in t.keys]
+            if jobs:
+                d[key] = self._windowed(d[key], jobs, z, yx, identity, mode_of[key])
+            elif identity and cropped:
                 d[key] = self.crop({key: d[key]})[key]
             elif not identity:
                 d[key] = resample(d[key], z, yx, mode_of[key])
         if cropped:
             d = self.crop(d)  # any other array key (not in the run) gets the plain centre crop
         return d
+
+    @staticmethod
+    def _windowed(img, jobs: Sequence[Any], z, yx, identity: bool, mode: str):
+        """``jobs`` (deferred image-only transforms) applied to the part of ``img`` that the points
+        ``(z, yx)`` read, then that part resampled: equal to applying them to all of ``img`` first, as
+        a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
+        t = as_torch(img)
+        if z is not None and t.ndim == 4:
+            zi = torch.floor(z + 0.5).long()
+            z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, t.shape[1])
+        else:
+            z0, z1 = 0, 1
+        (r0, r1), (c0, c1) = _read_window(yx, t.shape[-2:])
+        if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
+            z0, r0, c0 = 0, 0, 0
+            z1, r1, c1 = (t.shape[1] if t.ndim == 4 else 1), t.shape[-2], t.shape[-1]
+        window = t[:, z0:z1, r0:r1, c0:c1] if t.ndim == 4 else t[:, r0:r1, c0:c1]
+        start = (z0, r0, c0) if t.ndim == 4 else (r0, c0)
+        for job in jobs:
+            window = job.transform.apply_window(window, job.transform.params, "bilinear", start, t)
+        if identity:  # the points are the window's own pixels (the crop): no resampling
+            lead = (slice(None), slice(0, len(z))) if t.ndim == 4 else (slice(None),)
+            return like_input(window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))], img)
+        shift = torch.tensor([r0, c0], dtype=yx.dtype)
+        out = resample(window, None if z is None or t.ndim != 4 else z - z0, yx - shift, mode)
+        return like_input(as_torch(out), img)
 
 
 # --------------------------------------------------------------------------------- default list

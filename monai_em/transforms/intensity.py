@@ -7,6 +7,7 @@ maximum, augmented, and returned in their own dtype, rounded — so a uint8 pipe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -134,6 +135,13 @@ class RandGrayscale(RandEMTransform):
         factors = tuple(tuple(float(v) for v in row) for row in self.R.rand(count, 3))
         invert = bool(self.invert and self.R.rand() < self.invert_p)
         return GrayscaleParams(mode, factors, invert, self.contrast, self.brightness)
+
+    def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], full=None):
+        """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x): pointwise,
+        so only the per-section draws need the window's first section."""
+        if len(params.factors) > 1:
+            params = dataclasses.replace(params, factors=params.factors[start[0] : start[0] + img.shape[1]])
+        return self.apply(img, params, mode)
 
     def apply(self, img, params: GrayscaleParams, mode: str):
         x = as_torch(img)

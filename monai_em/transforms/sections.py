@@ -383,18 +383,33 @@ class RandMissingParts(RandEMTransform):
         return MissingPartsParams(tuple(lines), self.iterations)
 
     def apply(self, img, params: MissingPartsParams, mode: str):
-        x = as_torch(img)
-        if not params.lines:
-            return like_input(x.clone(), img)
+        return self.apply_window(img, params, mode, (0,) * (as_torch(img).ndim - 1), img)
+
+    def apply_window(self, img, params: MissingPartsParams, mode: str, start: tuple[int, ...], full):
+        """:meth:`apply` on the window ``img`` of ``full`` that begins at ``start`` ((z,) y, x): the bands
+        are placed and the section means taken in ``full``'s frame, so the window of ``apply(full)``
+        equals ``apply_window(window)``."""
+        x, f = as_torch(img), as_torch(full)
         out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
-        shape = tuple(out.shape[-2:])
-        for z, vertical, start, end in params.lines:
-            band, lo, hi = _band_window(shape, vertical, start, end, params.iterations, x.device)
-            section = out[:, z]
+        f4 = f if f.ndim == 4 else f.unsqueeze(1)
+        z0, y0, x0 = start if len(start) == 3 else (0, *start)
+        depth, height, width = out.shape[1:]
+        shape = tuple(f4.shape[-2:])
+        for z, vertical, begin, end in params.lines:
+            if not z0 <= z < z0 + depth:
+                continue
+            band, lo, hi = _band_window(shape, vertical, begin, end, params.iterations, x.device)
+            # the band's rows run along the line (y for a vertical line), its columns across it
+            (a0, na), (b0, nb) = ((y0, height), (x0, width)) if vertical else ((x0, width), (y0, height))
+            c0, c1 = max(lo, b0), min(hi, b0 + nb)
+            if c0 >= c1:
+                continue
+            band = band[a0 : a0 + na, c0 - lo : c1 - lo]
             # float sections are summed as they are (no float64 copy of the section); integers in float64
-            total = section.sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
+            total = f4[:, z].sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
             fill = _cast_back(total.double() / (shape[0] * shape[1]), x.dtype)
-            part = section[..., lo:hi] if vertical else section[..., lo:hi, :].transpose(-1, -2)
+            section = out[:, z - z0]
+            part = section[..., c0 - b0 : c1 - b0] if vertical else section[..., c0 - b0 : c1 - b0, :].mT
             for c in range(part.shape[0]):
                 _fill(part[c], band, fill[c])
         return like_input(out if x.ndim == 4 else out[:, 0], img)

@@ -129,3 +129,48 @@ def test_augmentor_strips_metadata_once_and_restores_it():
             )
             assert out_meta[key].meta["filename_or_obj"] == "x.h5"
             assert torch.equal(out_meta[key].as_tensor(), torch.as_tensor(out_plain[key]))
+
+
+def _windowed_pipelines(spatial_prob: float):
+    from monai_em.transforms import intensity, sections, spatial
+
+    keys, modes = ("image", "label"), ("bilinear", "nearest")
+
+    def build():
+        return [
+            sections.RandMissingPartsd("image", iterations=5, section_prob=0.7, prob=1.0),
+            intensity.RandGrayscaled("image", mode="mix", prob=1.0),
+            spatial.RandSectionElasticd(keys, alpha=4.0, prob=spatial_prob, mode=modes),
+            spatial.RandFlipTransposed(keys, prob=spatial_prob, mode=modes),
+            spatial.RandRescaled(keys, prob=spatial_prob, mode=modes),
+            spatial.RandRotateXYd(keys, rot90=False, prob=spatial_prob, mode=modes),
+        ]
+
+    return build(), build()
+
+
+@pytest.mark.parametrize("spatial_prob", [1.0, 0.5, 0.0])
+@pytest.mark.parametrize("size", [(3, 20, 20), (20, 20)])
+def test_image_transforms_before_a_fused_run_touch_only_its_window(spatial_prob, size):
+    """Missing parts + grayscale applied inside the window a fused run reads == applied to everything first."""
+    from monai_em.transforms.compose import EMAugmentor
+
+    rng = np.random.default_rng(0)
+    for seed in range(8):
+        deferred, sequential = _windowed_pipelines(spatial_prob)
+        aug, tail = EMAugmentor(deferred, size), EMAugmentor(sequential[2:], size)
+        for n, (a, b) in enumerate(zip(deferred, sequential, strict=True)):  # after Compose's own seeding
+            a.set_random_state(seed * 10 + n)
+            b.set_random_state(seed * 10 + n)
+        shape = aug.sample_size
+        data = {
+            "image": torch.from_numpy(rng.random((1, *shape), dtype=np.float32)),
+            "label": torch.from_numpy(rng.integers(0, 2**40, size=(1, *shape))),
+        }
+        out = aug(data)
+        expected = dict(data)
+        for t in sequential[:2]:
+            expected = t(expected)
+        expected = tail(expected)
+        np.testing.assert_allclose(out["image"].numpy(), expected["image"].numpy(), atol=1e-5)
+        np.testing.assert_array_equal(out["label"].numpy(), expected["label"].numpy())

@@ -51,8 +51,15 @@ def load_volume(source, dataset: str | None = None, role: str = "image") -> Volu
 
         return TileVolume(str(path), role=role)
     if suffix in _H5:
-        h5 = h5py.File(path, "r")
-        name = first_dataset_name(h5) if dataset is None else dataset
+        try:
+            h5 = h5py.File(path, "r")
+        except OSError as e:  # zero-byte, truncated or not HDF5: h5py's message does not name the file
+            raise ValueError(f"cannot open {path} as HDF5: {e}") from e
+        try:
+            name = first_dataset_name(h5) if dataset is None else dataset
+        except ValueError:
+            h5.close()
+            raise
         obj = h5.get(name)
         if not isinstance(obj, h5py.Dataset):
             h5.close()
@@ -61,10 +68,16 @@ def load_volume(source, dataset: str | None = None, role: str = "image") -> Volu
         vol.h5file = h5  # keep the file open as long as the volume lives
         return vol
     if suffix == ".npy":
-        return ArrayVolume(np.load(path, mmap_mode="r"), name=str(path))
+        try:
+            return ArrayVolume(np.load(path, mmap_mode="r"), name=str(path))
+        except (OSError, ValueError, EOFError) as e:
+            raise ValueError(f"cannot read {path} as a .npy array: {e}") from e
     if suffix in _TIFF + _IMAGES:
-        with Image.open(path) as img:
-            pages = [np.asarray(p.copy()) for p in ImageSequence.Iterator(img)]
+        try:
+            with Image.open(path) as img:
+                pages = [np.asarray(p.copy()) for p in ImageSequence.Iterator(img)]
+        except (OSError, SyntaxError, ValueError) as e:  # PIL: unidentified, truncated or corrupt image
+            raise ValueError(f"cannot read image {path}: {e}") from e
         array = np.stack(pages)
         if array.ndim == 4:  # RGB pages: colour is channels, never z
             array = np.moveaxis(array, -1, 0)

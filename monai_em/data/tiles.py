@@ -308,7 +308,10 @@ def _load_whole(path: Path, dataset: str | None) -> np.ndarray:
         if not path.exists():
             raise FileNotFoundError(f"volume file not found: {path}")
         # MONAI's NIfTI/ITK readers return spatial axes as (X, Y, Z); monai_em volumes are (Z, Y, X).
-        arr = np.asarray(LoadImage(image_only=True)(str(path)))
+        try:
+            arr = np.asarray(LoadImage(image_only=True)(str(path)))
+        except Exception as e:  # noqa: BLE001  MONAI's readers fail with ITK RuntimeError, PIL OSError, ...
+            raise ValueError(f"cannot read volume file {path}: {type(e).__name__}: {e}") from e
         arr = arr.transpose(tuple(range(arr.ndim))[::-1]) if arr.ndim == 3 else arr
     if arr.ndim != 3:
         raise ValueError(f"volume file {path} holds an array of shape {arr.shape}; expected (Z, Y, X)")

@@ -260,7 +260,7 @@ def test_a_broken_hdf5_file_names_itself(h5, root, damage):
     readers = h5_readers(h5, None)
     if damage is _h5_one_d:
         readers.pop("read_hdf5")  # reading a 1D dataset is fine; the volume readers must refuse it
-    for name, read in readers.items():
+    for read in readers.values():
         expect_file_error(read, h5, root)
 
 
@@ -273,11 +273,11 @@ def test_a_broken_image_file_names_itself(root, suffix, damage):
     path = root / f"section ü 0{suffix}"
     Image.fromarray(VOLUME[0]).save(path)
     damage(path)
-    for name, read in {
-        "open_volume": lambda: open_volume(str(path)),
-        "load_volume": lambda: load_volume(str(path)),
-        "load_image_2d": lambda: load_image_2d(str(path)),
-    }.items():
+    for read in (
+        lambda: open_volume(str(path)),
+        lambda: load_volume(str(path)),
+        lambda: load_image_2d(str(path)),
+    ):
         expect_file_error(read, path, root)
 
 

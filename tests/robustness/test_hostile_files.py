@@ -74,8 +74,12 @@ def tile_readers(json_path: Path):
         "TileVolume": lambda: TileVolume(json_path, threads=2).read(box),
         "open_volume": lambda: open_volume(str(json_path)).read(box),
         "load_volume": lambda: load_volume(str(json_path)).read(box),
-        "TileDataset.inference": lambda: list(TileDataset({"image": str(json_path)}, mode="inference", prefetch=False)),
-        "TileDataset.train": lambda: next(iter(TileDataset({"image": str(json_path)}, chunk_iter=1, prefetch=True))),
+        "TileDataset.inference": lambda: list(
+            TileDataset({"image": str(json_path)}, mode="inference", prefetch=False)
+        ),
+        "TileDataset.train": lambda: next(
+            iter(TileDataset({"image": str(json_path)}, chunk_iter=1, prefetch=True))
+        ),
     }
 
 
@@ -83,7 +87,9 @@ def test_good_files_read_under_a_unicode_path(tiled, root):
     """The baseline: the same files, intact, read fine through every entry point."""
     for name, read in tile_readers(tiled).items():
         out = read()
-        arr = out[0]["image"][0] if isinstance(out, list) else out["image"][0] if isinstance(out, dict) else out
+        arr = (
+            out[0]["image"][0] if isinstance(out, list) else out["image"][0] if isinstance(out, dict) else out
+        )
         np.testing.assert_array_equal(np.asarray(arr), VOLUME, err_msg=name)
 
 
@@ -107,7 +113,9 @@ def _not_an_image(p: Path) -> None:
 
 
 def _too_deep(p: Path) -> None:
-    Image.fromarray(np.full((4, 4), 60000, np.uint16)).save(p, format="PNG")  # 16-bit values in a uint8 volume
+    Image.fromarray(np.full((4, 4), 60000, np.uint16)).save(
+        p, format="PNG"
+    )  # 16-bit values in a uint8 volume
 
 
 @pytest.mark.parametrize("damage", [_truncate, _zero, _wrong_size, _not_an_image, _too_deep])
@@ -174,7 +182,9 @@ def test_a_broken_tile_json_names_itself(tiled, root, case):
             spec.update(what)
         else:
             spec.pop(what)
-        bad.write_text(json.dumps(spec))  # NaN / Infinity are written as JSON extensions, as Python reads them
+        bad.write_text(
+            json.dumps(spec)
+        )  # NaN / Infinity are written as JSON extensions, as Python reads them
     for name, read in {
         "load_tile_json": lambda: load_tile_json(bad),
         **tile_readers(bad),
@@ -189,7 +199,12 @@ def test_a_missing_tile_json_or_tile_is_a_file_not_found_error(tiled, root):
         expect_file_error(read, missing, root, types=(FileNotFoundError,))
     tile = tiled.parent / "0002" / "0_1.png"
     tile.unlink()
-    expect_file_error(lambda: TileVolume(tiled, strict=True).read(((0, 3), (0, 8), (0, 8))), tile, root, (FileNotFoundError,))
+    expect_file_error(
+        lambda: TileVolume(tiled, strict=True).read(((0, 3), (0, 8), (0, 8))),
+        tile,
+        root,
+        (FileNotFoundError,),
+    )
 
 
 # ------------------------------------------------------------------------------------ HDF5
@@ -224,7 +239,13 @@ def test_hdf5_without_the_named_dataset(h5, root, dataset):
 def test_hdf5_good_file_reads_everywhere(h5):
     for name, read in h5_readers(h5, "raw").items():
         out = read()
-        arr = out["image"][0] if isinstance(out, dict) else out.read(((0, 3), (0, 8), (0, 8))) if hasattr(out, "read") else out
+        arr = (
+            out["image"][0]
+            if isinstance(out, dict)
+            else out.read(((0, 3), (0, 8), (0, 8)))
+            if hasattr(out, "read")
+            else out
+        )
         if isinstance(out, TileDataset):
             arr = out.load_chunk(0)["image"][0]
         np.testing.assert_array_equal(np.asarray(arr), VOLUME, err_msg=name)

@@ -94,10 +94,14 @@ def check(out_small, out_big, offset: int, dtype, given_big) -> None:
     assert (small != 0).any(), "the oracle needs some foreground left"
     np.testing.assert_array_equal(big, shifted(small, offset, dtype))
     ids = set(np.unique(big).tolist()) - {0}
-    assert ids <= set(np.unique(given_big if isinstance(given_big, np.ndarray) else given_big.numpy()).tolist())
+    assert ids <= set(
+        np.unique(given_big if isinstance(given_big, np.ndarray) else given_big.numpy()).tolist()
+    )
 
 
-@pytest.mark.parametrize("dtype, offset", OFFSETS, ids=lambda v: getattr(v, "__name__", hex(v) if isinstance(v, int) else v))
+@pytest.mark.parametrize(
+    "dtype, offset", OFFSETS, ids=lambda v: getattr(v, "__name__", hex(v) if isinstance(v, int) else v)
+)
 @pytest.mark.parametrize("case", DICT_CASES)
 def test_dict_transforms_keep_huge_ids(case, dtype, offset):
     small, big = pair(dtype, offset)
@@ -106,11 +110,17 @@ def test_dict_transforms_keep_huge_ids(case, dtype, offset):
         t = DICT_CASES[case]()
         outs = []
         for label in (small, big):
-            data = {"image": as_kind(image, kind), "label": as_kind(label, kind), "valid_mask": as_kind(label != 0, kind)}
+            data = {
+                "image": as_kind(image, kind),
+                "label": as_kind(label, kind),
+                "valid_mask": as_kind(label != 0, kind),
+            }
             outs.append(t.set_random_state(seed)(data))
         check(outs[0]["label"], outs[1]["label"], offset, dtype, as_kind(big, kind))
         # the valid mask moved with the label: it is exactly the moved foreground
-        np.testing.assert_array_equal(outs[1]["valid_mask"].cpu().numpy(), outs[1]["label"].cpu().numpy() != 0)
+        np.testing.assert_array_equal(
+            outs[1]["valid_mask"].cpu().numpy(), outs[1]["label"].cpu().numpy() != 0
+        )
 
 
 @pytest.mark.parametrize("dtype, offset", OFFSETS[1:], ids=["int64_2^32", "int64_2^62", "uint64_2^63"])
@@ -145,7 +155,9 @@ def test_augmentor_keeps_huge_ids(fuse, dtype, offset):
     image = np.random.default_rng(2).integers(0, 255, shape, dtype=np.uint8)
     for seed in SEEDS:
         outs = [
-            aug.set_random_state(seed)({"image": image, "label": lab, "valid_mask": (lab != 0).astype(np.uint8)})
+            aug.set_random_state(seed)(
+                {"image": image, "label": lab, "valid_mask": (lab != 0).astype(np.uint8)}
+            )
             for lab in (small, big)
         ]
         check(outs[0]["label"], outs[1]["label"], offset, dtype, big)

@@ -46,7 +46,9 @@ def test_rejection_crop_one_voxel_larger_than_the_volume():
     """A crop one voxel larger than the volume has (short // 2) == 0 padding before: the integral
     table was not padded at all and the foreground test raised IndexError."""
     label = np.zeros((1, 1, 1, 1), np.uint8)
-    t = RandRejectionCropd(["label"], "label", spatial_size=(1, 1, 2), size_thres=1, pad_mode="reflect", max_trials=2)
+    t = RandRejectionCropd(
+        ["label"], "label", spatial_size=(1, 1, 2), size_thres=1, pad_mode="reflect", max_trials=2
+    )
     with pytest.warns(RuntimeWarning, match="no acceptable crop"):
         out = t.set_random_state(0)({"label": label})
     assert tuple(out[0]["label"].shape) == (1, 1, 1, 2)
@@ -67,7 +69,10 @@ def test_unsigned_images_and_labels_through_moves_and_blurs(np_dtype):
     x[0, :, :, 4:] = top
     x[0, :, 0, 0] = top - 1
     torch_dtype = torch.as_tensor(x).dtype
-    for t in (RandMisAlignment(displacement=2, prob=1.0), RandMisAlignment(displacement=2, rotate_ratio=1.0, prob=1.0)):
+    for t in (
+        RandMisAlignment(displacement=2, prob=1.0),
+        RandMisAlignment(displacement=2, rotate_ratio=1.0, prob=1.0),
+    ):
         for seed in range(4):
             out = t.set_random_state(seed)(x, mode="nearest")
             assert out.dtype == torch_dtype
@@ -114,7 +119,9 @@ def test_copy_paste_relabel_offsets_ids_without_wrapping(dtype):
     label[0, :, 1:4, 1:4] = 2
     label[0, :, 1:4, 4:6] = 3
     image = label.astype(np.float32)
-    out = RandCopyPasted("image", relabel=True, dilation=1, prob=1.0)({"image": image, "label": label})["label"]
+    out = RandCopyPasted("image", relabel=True, dilation=1, prob=1.0)({"image": image, "label": label})[
+        "label"
+    ]
     assert out.dtype == torch.as_tensor(label).dtype
     assert set(np.unique(out.numpy()).tolist()) == {0, 2, 3, 5, 6}  # the copy holds 2 + 3 and 3 + 3
     label[label == 3] = np.iinfo(dtype).max // 2 + 1  # the copy's ids would pass the dtype's maximum

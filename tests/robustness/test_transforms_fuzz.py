@@ -182,7 +182,9 @@ ARGS: dict[str, st.SearchStrategy] = {
     "FlipTranspose": st.fixed_dictionaries({"do_ztrans": st.booleans()}),
     "RotateXY": st.fixed_dictionaries({"rot90": st.booleans()}),
     "SectionElastic": st.fixed_dictionaries({"alpha": st.floats(0.0, 20.0), "sigma": st.floats(0.5, 8.0)}),
-    "MisAlignment": st.fixed_dictionaries({"displacement": st.integers(1, 8), "rotate_ratio": st.floats(0, 1)}),
+    "MisAlignment": st.fixed_dictionaries(
+        {"displacement": st.integers(1, 8), "rotate_ratio": st.floats(0, 1)}
+    ),
     "MissingSection": st.fixed_dictionaries({"num_sections": st.integers(1, 3)}),
     "MissingParts": st.fixed_dictionaries({"iterations": st.integers(0, 8), "section_prob": st.floats(0, 1)}),
     "MotionBlur": st.fixed_dictionaries({"sections": st.integers(1, 4), "kernel_size": st.integers(1, 9)}),
@@ -279,7 +281,11 @@ def run_rand_dict(name: str, data) -> None:
         kwargs.update(keys=["image"])
     t = _class(name)(**kwargs, prob=p)
     t.set_random_state(data.draw(st.integers(0, 2**31 - 1), label="seed"))
-    given_ = {"image": typed(x.image, x.kind), "label": typed(x.label, x.kind), "valid_mask": typed(x.mask, x.kind)}
+    given_ = {
+        "image": typed(x.image, x.kind),
+        "label": typed(x.label, x.kind),
+        "valid_mask": typed(x.mask, x.kind),
+    }
     out = call(lambda: t(dict(given_)))
     for key, arr in (("image", x.image), ("label", x.label), ("valid_mask", x.mask)):
         check_unchanged(arr, given_[key])
@@ -346,15 +352,22 @@ def run_target(name: str, data) -> None:
     if base.startswith("Boundary"):
         kwargs = data.draw(
             st.fixed_dictionaries(
-                {"width": st.integers(1, 4), "in_plane": st.booleans(), "bg_mode": st.sampled_from(["include", "exclude"])}
+                {
+                    "width": st.integers(1, 4),
+                    "in_plane": st.booleans(),
+                    "bg_mode": st.sampled_from(["include", "exclude"]),
+                }
             ),
             label="kwargs",
         )
     elif base.startswith("Affinity"):
         nd = len(x.shape) - 1
-        offsets = st.lists(st.lists(st.integers(-3, 3), min_size=nd, max_size=nd).filter(any), min_size=1, max_size=4)
+        offsets = st.lists(
+            st.lists(st.integers(-3, 3), min_size=nd, max_size=nd).filter(any), min_size=1, max_size=4
+        )
         kwargs = data.draw(
-            st.fixed_dictionaries({"offsets": st.one_of(st.none(), offsets), "in_plane": st.booleans()}), label="kwargs"
+            st.fixed_dictionaries({"offsets": st.one_of(st.none(), offsets), "in_plane": st.booleans()}),
+            label="kwargs",
         )
     else:
         from monai_em.transforms.targets import AffinityTarget, BoundaryTarget
@@ -374,7 +387,12 @@ def run_target(name: str, data) -> None:
         return
     if name.endswith("d"):
         weight = data.draw(st.booleans(), label="weight")
-        t = cls(keys="label", valid_key="valid_mask" if weight else None, weight_key="w" if weight else None, **kwargs)
+        t = cls(
+            keys="label",
+            valid_key="valid_mask" if weight else None,
+            weight_key="w" if weight else None,
+            **kwargs,
+        )
         out = call(lambda: t({"label": label, "valid_mask": mask}))
         res = None if out is None else out["label"]
     else:
@@ -415,7 +433,11 @@ def run_rejection_crop(name: str, data) -> None:
         **kwargs,
     )
     t.set_random_state(data.draw(st.integers(0, 2**31 - 1), label="seed"))
-    given_ = {"image": typed(x.image, x.kind), "label": typed(x.label, x.kind), "valid_mask": typed(x.mask, x.kind)}
+    given_ = {
+        "image": typed(x.image, x.kind),
+        "label": typed(x.label, x.kind),
+        "valid_mask": typed(x.mask, x.kind),
+    }
     out = call(lambda: t(dict(given_)))
     for key, arr in (("image", x.image), ("label", x.label), ("valid_mask", x.mask)):
         check_unchanged(arr, given_[key])
@@ -463,7 +485,11 @@ def run_augmentor(name: str, data) -> None:
         fuse=data.draw(st.booleans(), label="fuse"),
     )
     aug.set_random_state(data.draw(st.integers(0, 2**31 - 1), label="seed"))
-    given_ = {"image": typed(x.image, x.kind), "label": typed(x.label, x.kind), "valid_mask": typed(x.mask, x.kind)}
+    given_ = {
+        "image": typed(x.image, x.kind),
+        "label": typed(x.label, x.kind),
+        "valid_mask": typed(x.mask, x.kind),
+    }
     out = call(lambda: aug(dict(given_)))
     for key, arr in (("image", x.image), ("label", x.label), ("valid_mask", x.mask)):
         check_unchanged(arr, given_[key])
@@ -482,7 +508,13 @@ def runner(name: str) -> Callable:
         return run_rand_dict if name.endswith("d") else run_rand_array
     if name == "RandCopyPasted":
         return run_copy_paste
-    if name in ("BoundaryTarget", "BoundaryTargetd", "AffinityTarget", "AffinityTargetd", "ValidMaskToWeightd"):
+    if name in (
+        "BoundaryTarget",
+        "BoundaryTargetd",
+        "AffinityTarget",
+        "AffinityTargetd",
+        "ValidMaskToWeightd",
+    ):
         return run_target
     if name == "RandRejectionCropd":
         return run_rejection_crop

@@ -160,17 +160,16 @@ class RandMisAlignment(RandEMTransform):
 
     def apply(self, img, params: MisAlignmentParams, mode: str):
         x, back = unsigned_as_signed(as_torch(img), exact=not params.rotate or mode == "nearest")
-        moved = [params.section] if params.slip else list(range(params.section, x.shape[1]))
+        i, j = params.section, params.section + 1 if params.slip else x.shape[1]  # sections [i, j) move
         if params.rotate:
-            out = x.clone()
-            out[:, moved] = _rotate_xy(x[:, moved], params.angle, mode)
-            return like_input(back(out), img)
-        d = params.displacement
-        height, width = x.shape[2] - d, x.shape[3] - d
-        (y0, x0), (y1, x1) = params.start0, params.start1
-        out = x[:, :, y0 : y0 + height, x0 : x0 + width].clone()
-        out[:, moved] = x[:, moved, y1 : y1 + height, x1 : x1 + width]
-        return like_input(back(out), img)
+            parts = [x[:, :i], _rotate_xy(x[:, i:j], params.angle, mode), x[:, j:]]
+        else:
+            d = params.displacement
+            height, width = x.shape[2] - d, x.shape[3] - d
+            (y0, x0), (y1, x1) = params.start0, params.start1
+            fixed = x[..., y0 : y0 + height, x0 : x0 + width]
+            parts = [fixed[:, :i], x[:, i:j, y1 : y1 + height, x1 : x1 + width], fixed[:, j:]]
+        return like_input(back(torch.cat(parts, 1)), img)  # one copy of every voxel
 
 
 class RandMisAlignmentd(RandEMDictTransform):

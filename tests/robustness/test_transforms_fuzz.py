@@ -34,7 +34,7 @@ from tests.robustness.conftest import FUZZ
 MODULES = ("spatial", "sections", "intensity", "mixing", "targets", "sampling", "compose")
 IMAGE_DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
 LABEL_DTYPES = (np.uint8, np.int32, np.int64, np.uint64)
-INPUT_TYPES = ("numpy", "torch", "metatensor")
+INPUT_TYPES = ("numpy", "torch", "metatensor") + (("cuda",) if torch.cuda.is_available() else ())
 # ids each label dtype can hold, the EM-sized ones included (float32 is exact only below 2**24)
 IDS = {
     np.uint8: (1, 2, 7, 255),
@@ -85,13 +85,18 @@ def inputs(draw, allow_2d: bool = True, channels: tuple[int, ...] = (1, 2, 3), m
     label = label.astype(ldt)
     mdt = draw(st.sampled_from([np.uint8, np.bool_]))
     mask = (rng.random(lab_shape) < 0.7).astype(mdt)
-    return Inputs(shape, image, label, mask, draw(st.sampled_from(INPUT_TYPES)))
+    kind = draw(st.sampled_from(INPUT_TYPES))
+    return Inputs(shape, image, label, mask, kind + ("-strided" if draw(st.booleans()) else ""))
 
 
 def typed(array: np.ndarray, kind: str):
+    """``array`` as the input type ``kind``; ``...-strided``: a non-contiguous view (x reversed / y<->x swapped)."""
+    kind, _, strided = kind.partition("-")
     if kind == "numpy":
-        return array.copy()
-    t = torch.as_tensor(array.copy())
+        return array[..., ::-1].copy()[..., ::-1] if strided else array.copy()
+    t = torch.as_tensor(array.copy(), device="cuda" if kind == "cuda" else None)
+    if strided:
+        t = t.transpose(-1, -2).contiguous().transpose(-1, -2)
     return MetaTensor(t) if kind == "metatensor" else t
 
 
@@ -102,7 +107,11 @@ def to_numpy(x) -> np.ndarray:
 
 
 def torch_dtype_of(array) -> torch.dtype:
-    return array.dtype if isinstance(array, torch.Tensor) else torch.as_tensor(np.asarray(array)).dtype
+    return (
+        array.dtype
+        if isinstance(array, torch.Tensor)
+        else torch.as_tensor(np.zeros(1, np.asarray(array).dtype)).dtype
+    )
 
 
 # --------------------------------------------------------------------------------------- checks

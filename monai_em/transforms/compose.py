@@ -324,6 +324,7 @@ class EMAugmentor(Compose):
                 z, yx = t.transform.source_points(t.transform.params, shape, z, yx)
                 identity = False
         mode_of = dict(zip(run[0].keys, run[0].mode, strict=True))
+        cache: dict = {}  # nearest indices shared by the label and mask keys
         for key in keys:
             jobs = [t for t in live if key in t.keys]
             if jobs:
@@ -331,7 +332,7 @@ class EMAugmentor(Compose):
             elif identity and cropped:
                 d[key] = self.crop({key: d[key]})[key]
             elif not identity:
-                d[key] = resample(d[key], z, yx, mode_of[key])
+                d[key] = resample(d[key], z, yx, mode_of[key], cache)
         if cropped:
             d = self.crop(d)  # any other array key (not in the run) gets the plain centre crop
         return d

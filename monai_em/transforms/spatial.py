@@ -119,13 +119,22 @@ def _sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     )[0]
 
 
-def _sample_nearest(x3: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
-    """Nearest samples of ``x3`` (N, H, W), any dtype, at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
+def _sample_nearest(x3: torch.Tensor, yx: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+    """Nearest samples of ``x3`` (N, H, W), any dtype, at pixel positions ``yx`` (Ho, Wo, 2), zero outside.
+
+    ``cache``: a dict shared by calls with the same ``yx`` (e.g. a label and a mask) to build the
+    flat indices once."""
     n, h, w = x3.shape
-    iy = torch.floor(yx[..., 0] + 0.5).long()
-    ix = torch.floor(yx[..., 1] + 0.5).long()
-    inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
-    flat = (iy.clamp_(0, h - 1) * w + ix.clamp_(0, w - 1)).reshape(1, -1)
+    key = (h, w, x3.device)
+    if cache is not None and key in cache:
+        flat, inside = cache[key]
+    else:
+        iy = torch.floor(yx[..., 0] + 0.5).long()
+        ix = torch.floor(yx[..., 1] + 0.5).long()
+        inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
+        flat = (iy.clamp_(0, h - 1) * w + ix.clamp_(0, w - 1)).reshape(1, -1)
+        if cache is not None:
+            cache[key] = flat, inside
     src = _gatherable(x3).reshape(n, h * w)
     out = torch.gather(src, 1, flat.expand(n, -1))  # ~5x faster than index_select along the last axis
     if not bool(inside.all()):
@@ -133,17 +142,19 @@ def _sample_nearest(x3: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     return out.view(x3.dtype).reshape(n, *yx.shape[:2])
 
 
-def _sample_sections(t: torch.Tensor, yx: torch.Tensor, mode: str) -> torch.Tensor:
+def _sample_sections(t: torch.Tensor, yx: torch.Tensor, mode: str, cache: dict | None = None) -> torch.Tensor:
     """Resample every section of ``t`` (C, [Z,] H, W) at the shared pixel positions ``yx``."""
     lead, (h, w) = t.shape[:-2], t.shape[-2:]
     if mode == "nearest":
-        out = _sample_nearest(t.reshape(-1, h, w), yx)
+        out = _sample_nearest(t.reshape(-1, h, w), yx, cache)
     else:
         out = _cast_back(_sample_linear(_to_float(t).reshape(1, -1, h, w), yx), t.dtype)
     return out.reshape(*lead, *yx.shape[:2])
 
 
-def resample(img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinear"):
+def resample(
+    img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinear", cache: dict | None = None
+):
     """Apply a point map: output section ``i`` and pixel ``(y, x)`` read input section ``z[i]`` (rounded)
     at ``yx[y, x]`` (linear or nearest), zero outside the input.
 
@@ -152,6 +163,7 @@ def resample(img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinea
         z: ``(Zo,)`` source section per output section (integer valued), or ``None`` to keep sections.
         yx: ``(Yo, Xo, 2)`` source pixel positions, shared by all sections.
         mode: ``"bilinear"`` or ``"nearest"``.
+        cache: a dict to share between calls with the same ``yx`` (nearest indices are built once).
     """
     _check_img(img)
     t = as_torch(img)
@@ -165,11 +177,11 @@ def resample(img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinea
         if torch.equal(zi, first + step):  # a run of sections: a view, no copy
             t = t[:, first : first + n]
         elif torch.equal(zi, first - step):  # a reversed run: sample the run, flip the (smaller) output
-            out = _sample_sections(t[:, first - n + 1 : first + 1], yx, _check_mode(mode))
+            out = _sample_sections(t[:, first - n + 1 : first + 1], yx, _check_mode(mode), cache)
             return like_input(torch.flip(_gatherable(out), (1,)).view(out.dtype), img)
         else:
             t = t.index_select(1, zi)
-    return like_input(_sample_sections(t, yx, _check_mode(mode)), img)
+    return like_input(_sample_sections(t, yx, _check_mode(mode), cache), img)
 
 
 # --------------------------------------------------------------------------------------------- rescale

@@ -96,6 +96,18 @@ def test_chunked_inference_writes_stitched_volume(trained, tiled_data):
     assert pred.std() > 0  # a real prediction, not a constant fill
 
 
+@pytest.mark.slow
+def test_inference_of_a_section_range(trained, tiled_data):
+    out = trained / "pred_range"
+    run_bundle(
+        ["inference.yaml"], trained, *TINY, "--image_json", tiled_data["image"], "--output_dir", out,
+        "--z_range", "[-5, None]",
+    )  # fmt: skip
+    with h5py.File(out / "prediction.h5", "r") as f:
+        assert f["main"].shape == (1, 5, *SHAPE[1:])
+
+
+@pytest.mark.slow  # ~15 s idle, ~45 s on a busy 2-core machine
 def test_train_2d_and_streamed_2d_inference(tmp_path):
     run_bundle(
         ["train.yaml", "train_2d.yaml"], tmp_path, *TINY, "--input_size", "[1, 32, 32]",
@@ -118,6 +130,7 @@ def test_train_2d_and_streamed_2d_inference(tmp_path):
         assert pred.shape == (48, 40) and pred.dtype == np.uint8
 
 
+@pytest.mark.slow
 def test_affinity_target_trains_three_channels(tmp_path):
     run_bundle(
         ["train.yaml"], tmp_path, *TINY, "--target", "affinity", "--synthetic_shape", list(SHAPE),

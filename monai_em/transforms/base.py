@@ -193,7 +193,10 @@ def as_torch(img) -> torch.Tensor:
     """A plain torch tensor view of ``img`` (MetaTensor stripped, numpy wrapped without copy)."""
     if isinstance(img, torch.Tensor):
         return img.as_tensor() if hasattr(img, "as_tensor") else img
-    return torch.as_tensor(np.ascontiguousarray(img))
+    arr = np.ascontiguousarray(img)
+    if any(st < 0 for st in arr.strides):  # numpy calls an array with a length-1 axis contiguous
+        arr = arr.copy()  # whatever its stride there; torch refuses negative strides
+    return torch.as_tensor(arr)
 
 
 def as_output(img) -> torch.Tensor:

@@ -127,3 +127,18 @@ def test_copy_paste_relabel_offsets_ids_without_wrapping(dtype):
     label[label == 3] = np.iinfo(dtype).max // 2 + 1  # the copy's ids would pass the dtype's maximum
     with pytest.raises(ValueError, match="relabel: pasted ids up to .* do not fit"):
         RandCopyPasted("image", relabel=True, prob=1.0)({"image": image, "label": label})
+
+
+def test_negative_strides_on_a_length_one_axis():
+    """numpy calls ``a[..., ::-1]`` of a length-1 axis contiguous and ``np.ascontiguousarray`` returns it
+    as is, but torch refuses its negative stride: every transform raised a torch ValueError."""
+    from monai_em.transforms.base import as_torch as base_as_torch
+
+    img = np.full((1, 3, 1), 7, np.uint8)[..., ::-1]
+    assert img.strides[-1] < 0 and img.flags.c_contiguous
+    assert base_as_torch(img).tolist() == [[[7], [7], [7]]]
+    out = RandFlipTransposed(["image", "label"], prob=0.0)({"image": img, "label": img})
+    assert out["label"].tolist() == [[[7], [7], [7]]]
+    label = np.zeros((1, 1, 1), np.uint8)[..., ::-1]
+    crop = RandRejectionCropd(["label"], "label", spatial_size=(1, 1), diversity=1, max_trials=1)
+    assert crop.set_random_state(0)({"label": label})[0]["label"].shape == (1, 1, 1)

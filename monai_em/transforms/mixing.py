@@ -37,6 +37,12 @@ def _centroid(mask: torch.Tensor) -> torch.Tensor:
     return coords.mean(0) / torch.tensor(mask.shape, dtype=torch.float32, device=mask.device)
 
 
+def _flip_z(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (C, Z, Y, X) flipped along z, bit-exact for every dtype (torch's flip lacks some unsigned kernels)."""
+    work, back = unsigned_as_signed(t, exact=True)
+    return back(work.flip(1))
+
+
 def _max_id(t: torch.Tensor) -> int:
     """Largest value of an integer tensor (torch has no max kernel for uint16/32/64)."""
     if t.dtype in (torch.uint16, torch.uint32, torch.uint64):
@@ -160,7 +166,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
                 d[key] = as_output(d[key])
             return d
         flip, angle, overlap = self.choose(fg)
-        moved_label = _rotate_xy(label.flip(1) if flip else label, float(angle), "nearest")
+        moved_label = _rotate_xy(_flip_z(label) if flip else label, float(angle), "nearest")
         k = 2 * self.dilation + 1
         near = F.max_pool3d(fg[None, None].float(), k, stride=1, padding=self.dilation)[0, 0] > 0
         paste = (moved_label != 0).any(0) & ~near
@@ -171,7 +177,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
                 raise ValueError(
                     f"key {key!r} has spatial shape {tuple(img.shape[1:])}, label {tuple(label.shape[1:])}"
                 )
-            moved = _rotate_xy(img.flip(1) if flip else img, float(angle), "bilinear")
+            moved = _rotate_xy(_flip_z(img) if flip else img, float(angle), "bilinear")
             d[key] = like_input(torch.where(paste, moved, img), d[key])
         if self.relabel:
             moved_label = _offset_ids(moved_label, label, self.label_key)

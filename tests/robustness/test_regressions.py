@@ -142,3 +142,17 @@ def test_negative_strides_on_a_length_one_axis():
     label = np.zeros((1, 1, 1), np.uint8)[..., ::-1]
     crop = RandRejectionCropd(["label"], "label", spatial_size=(1, 1), diversity=1, max_trials=1)
     assert crop.set_random_state(0)({"label": label})[0]["label"].shape == (1, 1, 1)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64])
+def test_copy_paste_flips_unsigned_labels(dtype):
+    """torch's flip has no unsigned kernel for some shapes (here Y = X = 1): copy-paste choosing a
+    z-flipped copy raised NotImplementedError for uint16/32/64 labels."""
+    label = np.zeros((1, 2, 1, 1), dtype=dtype)
+    label[0, 0] = np.iinfo(dtype).max
+    image = np.array([0.25, 0.75], np.float32).reshape(1, 2, 1, 1)
+    t = RandCopyPasted("image", dilation=0, aug_thres=1.0, prob=1.0)
+    out = t({"image": image, "label": label})
+    assert t.params.flip_z and out["label"].dtype == torch.as_tensor(label).dtype
+    assert out["label"].numpy().ravel().tolist() == [np.iinfo(dtype).max] * 2  # the copy fills section 1
+    assert out["image"].numpy().ravel().tolist() == [0.25, 0.25]

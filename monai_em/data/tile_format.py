@@ -280,9 +280,12 @@ def _natural_key(p: Path):
 
 
 def _image_size(path: Path) -> tuple[tuple[int, int], np.dtype]:
-    with Image.open(path) as img:
-        width, height = img.size
-        mode = img.mode
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            mode = img.mode
+    except (OSError, SyntaxError, ValueError) as e:  # PIL: zero-byte, truncated or not an image
+        raise ValueError(f"cannot read image {path} (for the tile JSON): {e}") from e
     dtype = {"I;16": np.uint16, "I;16B": np.uint16, "I": np.int32, "F": np.float32}.get(mode, np.uint8)
     return (height, width), np.dtype(dtype)
 

@@ -21,7 +21,15 @@ import pytest
 from monai.transforms import LoadImaged
 from PIL import Image
 
-from monai_em.data import HDF5Reader, TileDataset, TileVolume, load_tile_json, read_hdf5, write_tiled_volume
+from monai_em.data import (
+    HDF5Reader,
+    TileDataset,
+    TileVolume,
+    load_tile_json,
+    read_hdf5,
+    write_tile_json,
+    write_tiled_volume,
+)
 from monai_em.data.tiles import open_volume
 from monai_em.inference.sources import load_volume
 from monai_em.inference.streaming import load_image_2d
@@ -125,6 +133,22 @@ def test_a_broken_tile_names_itself(tiled, root, damage):
     for name, read in tile_readers(tiled).items():
         msg = expect_file_error(read, tile, root)
         assert "tile" in msg, name
+
+
+@pytest.mark.parametrize("damage", [_truncate, _zero, _not_an_image])
+def test_write_tile_json_over_a_broken_image_writes_nothing(root, damage):
+    """write_tile_json reads the sizes from the files: a broken one is named and no JSON appears."""
+    folder = root / "sections ü"
+    folder.mkdir()
+    for z in range(3):
+        Image.fromarray(VOLUME[z]).save(folder / f"{z}.png")
+    damage(folder / "0.png")
+    expect_file_error(lambda: write_tile_json(folder), folder / "0.png", root)
+    tiles = root / "tiles ü"
+    write_tiled_volume(VOLUME, tiles, tile_size=4)
+    (tiles / "volume.json").unlink()
+    damage(tiles / "0000" / "0_0.png")
+    expect_file_error(lambda: write_tile_json(tiles), tiles / "0000" / "0_0.png", root)
 
 
 # ------------------------------------------------------------------------------------ broken JSON

@@ -16,7 +16,7 @@ _COMMON = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 }
-settings.register_profile("ci", max_examples=40, derandomize=True, print_blob=True, **_COMMON)
+settings.register_profile("ci", max_examples=60, derandomize=True, print_blob=True, **_COMMON)
 settings.register_profile("long", max_examples=400, derandomize=False, print_blob=True, **_COMMON)
 
 PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")

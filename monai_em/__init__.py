@@ -44,7 +44,6 @@ from .inference import (  # noqa: E402
     ChunkedInference,
     ImageListInference,
     TestTimeFlips,
-    load_volume,
     predict_chunks,
     predict_images,
     predict_sections,

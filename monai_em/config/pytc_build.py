@@ -14,8 +14,8 @@ from typing import Any
 from monai.transforms import Compose, SqueezeDimd
 
 from ..data.multi_volume import MultiVolumeDataset
+from ..data.sources import open_volume
 from ..data.tile_dataset import TileDataset
-from ..data.tiles import open_volume
 from ..transforms.compose import EMAugmentor, default_em_transforms
 from ..transforms.mixing import RandCopyPasted
 from ..transforms.sampling import RandRejectionCropd
@@ -41,7 +41,10 @@ _AUGMENTATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "GRAYSCALE": ("grayscale", {"P": "prob"}),
     "MISSINGPARTS": ("missingparts", {"P": "prob", "ITER": "iterations"}),
     "MISSINGSECTION": ("missingsection", {"P": "prob", "NUM_SECTION": "num_sections"}),
-    "MISALIGNMENT": ("misalignment", {"P": "prob", "DISPLACEMENT": "displacement", "ROTATE_RATIO": "rotate_ratio"}),
+    "MISALIGNMENT": (
+        "misalignment",
+        {"P": "prob", "DISPLACEMENT": "displacement", "ROTATE_RATIO": "rotate_ratio"},
+    ),
     "MOTIONBLUR": ("motionblur", {"P": "prob", "SECTIONS": "sections", "KERNEL_SIZE": "kernel_size"}),
     "CUTBLUR": (
         "cutblur",
@@ -64,7 +67,10 @@ def _cfg(config) -> PyTCConfig:
 def pytc_targets(config) -> dict[str, str]:
     """``{"image": "img", **ADDITIONAL_TARGETS}``: the keys augmented and their PyTC target types."""
     aug = _cfg(config)["AUGMENTOR"]
-    return {"image": "img", **dict(zip(aug["ADDITIONAL_TARGETS_NAME"], aug["ADDITIONAL_TARGETS_TYPE"], strict=True))}
+    return {
+        "image": "img",
+        **dict(zip(aug["ADDITIONAL_TARGETS_NAME"], aug["ADDITIONAL_TARGETS_TYPE"], strict=True)),
+    }
 
 
 def augmentor_kwargs(config) -> dict[str, Any]:
@@ -106,7 +112,11 @@ def build_augmentor(config) -> EMAugmentor:
     input_size, targets, smooth = kwargs.pop("input_size"), kwargs.pop("targets"), kwargs.pop("smooth_labels")
     transforms = default_em_transforms(targets, **kwargs)
     images = [k for k, v in targets.items() if v == "img"]
-    transforms.append(RandCopyPasted(keys=images, label_key="label", aug_thres=copy_paste["AUG_THRES"], prob=copy_paste["P"]))
+    transforms.append(
+        RandCopyPasted(
+            keys=images, label_key="label", aug_thres=copy_paste["AUG_THRES"], prob=copy_paste["P"]
+        )
+    )
     return EMAugmentor(transforms, input_size, smooth_labels=smooth, label_keys=["label"])
 
 
@@ -151,7 +161,11 @@ def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str
     """
     cfg = _cfg(config)
     sec = cfg[section]
-    names = {"image": f"{prefix}IMAGE_NAME", "label": f"{prefix}LABEL_NAME", "valid_mask": f"{prefix}VALID_MASK_NAME"}
+    names = {
+        "image": f"{prefix}IMAGE_NAME",
+        "label": f"{prefix}LABEL_NAME",
+        "valid_mask": f"{prefix}VALID_MASK_NAME",
+    }
     absolute = bool(sec.get("IS_ABSOLUTE_PATH"))
     base = sec.get("INPUT_PATH") or ""
     out = {}
@@ -162,10 +176,14 @@ def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str
         items = value.split("@") if isinstance(value, str) else list(value)
         out[key] = [p if absolute or os.path.isabs(p) else os.path.join(base, p) for p in items]
     if "image" not in out:
-        raise ValueError(f"PyTC config key {section}.{prefix}IMAGE_NAME is required, got {sec.get(names['image'])!r}")
+        raise ValueError(
+            f"PyTC config key {section}.{prefix}IMAGE_NAME is required, got {sec.get(names['image'])!r}"
+        )
     counts = {k: len(v) for k, v in out.items()}
     if len(set(counts.values())) > 1:
-        raise ValueError(f"PyTC config {section}: image, label and valid-mask lists differ in length: {counts}")
+        raise ValueError(
+            f"PyTC config {section}: image, label and valid-mask lists differ in length: {counts}"
+        )
     return out
 
 
@@ -180,7 +198,9 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
     transform = build_train_transform(cfg, extra)
     if ds["DO_CHUNK_TITLE"]:
         if len(paths["image"]) != 1:
-            raise ValueError(f"PyTC config key DATASET.IMAGE_NAME: a tiled dataset takes one JSON, got {paths['image']}")
+            raise ValueError(
+                f"PyTC config key DATASET.IMAGE_NAME: a tiled dataset takes one JSON, got {paths['image']}"
+            )
         return TileDataset(
             volumes={k: v[0] for k, v in paths.items()},
             chunk_num=ds["DATA_CHUNK_NUM"],
@@ -231,7 +251,9 @@ def build_inference(config, network: Callable, **kwargs: Any):
     overlap = [round(max(0.0, 1.0 - s / r), 4) for s, r in zip(stride, roi, strict=True)]
     blending = {"gaussian": "gaussian", "bump": "gaussian", "constant": "constant", "average": "constant"}
     if inf["BLENDING"] not in blending:
-        raise ValueError(f"PyTC config key INFERENCE.BLENDING: expected one of {sorted(blending)}, got {inf['BLENDING']!r}")
+        raise ValueError(
+            f"PyTC config key INFERENCE.BLENDING: expected one of {sorted(blending)}, got {inf['BLENDING']!r}"
+        )
     act = (inf["OUTPUT_ACT"] or ["none"])[0]
     activation = None if act in (None, "none") else act
     tta = TestTimeFlips(merge=inf["AUG_MODE"]) if inf["AUG_NUM"] else None

@@ -51,7 +51,9 @@ class RandVolumePicker(Randomizable):
         [0.784, 0.216]
     """
 
-    def __init__(self, shapes: Sequence[Sequence[int]], spatial_size: Sequence[int], allow_padding: bool = False):
+    def __init__(
+        self, shapes: Sequence[Sequence[int]], spatial_size: Sequence[int], allow_padding: bool = False
+    ):
         if len(shapes) == 0:
             raise ValueError("RandVolumePicker needs at least one volume shape")
         self.spatial_size = tuple(int(s) for s in spatial_size)
@@ -140,7 +142,11 @@ class MultiVolumeDataset(Randomizable, _TorchDataset):
 
     def __getitem__(self, index: int):
         i = self.randomize()
-        out = apply_transform(self.transform, dict(self.volumes[i])) if self.transform is not None else dict(self.volumes[i])
+        out = (
+            apply_transform(self.transform, dict(self.volumes[i]))
+            if self.transform is not None
+            else dict(self.volumes[i])
+        )
         if self.index_key is not None:
             for item in out if isinstance(out, list) else [out]:
                 item[self.index_key] = i

@@ -19,7 +19,9 @@ _VOXEL_SIZE_ATTRS = ("resolution", "voxel_size", "element_size_um")
 def first_dataset_name(h5: h5py.File) -> str:
     """Name of the first dataset of an open HDF5 file, in the file's visit order."""
     names: list[str] = []
-    h5.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) and not names else None)
+    h5.visititems(
+        lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) and not names else None
+    )
     if not names:
         raise ValueError(f"HDF5 file {h5.filename} holds no dataset")
     return names[0]
@@ -31,7 +33,9 @@ def _all_dataset_names(h5: h5py.File) -> list[str]:
     return names
 
 
-def read_hdf5(path: str | os.PathLike, dataset: str | None = None, box: Sequence[slice] | None = None) -> np.ndarray:
+def read_hdf5(
+    path: str | os.PathLike, dataset: str | None = None, box: Sequence[slice] | None = None
+) -> np.ndarray:
     """Read ``dataset`` (default: the first) of an HDF5 file, optionally only the slices in ``box``.
 
     Raises:
@@ -99,7 +103,9 @@ class HDF5Reader(ImageReader):
                     return tuple(size.tolist())
         if self.voxel_size is not None:
             if len(self.voxel_size) != ndim:
-                raise ValueError(f"voxel_size {self.voxel_size} has {len(self.voxel_size)} entries, data has {ndim} axes")
+                raise ValueError(
+                    f"voxel_size {self.voxel_size} has {len(self.voxel_size)} entries, data has {ndim} axes"
+                )
             return self.voxel_size
         return (1.0,) * ndim
 
@@ -111,7 +117,9 @@ class HDF5Reader(ImageReader):
             with h5py.File(path, "r") as h5:
                 attrs = dict(h5[dataset if dataset is not None else first_dataset_name(h5)].attrs)
             if array.ndim not in (2, 3, 4):
-                raise ValueError(f"{path}: expected a 2D, 3D or 4D (C, Z, Y, X) dataset, got shape {array.shape}")
+                raise ValueError(
+                    f"{path}: expected a 2D, 3D or 4D (C, Z, Y, X) dataset, got shape {array.shape}"
+                )
             array = array[None] if array.ndim in (2, 3) else array
             spatial = array.shape[1:]
             affine = np.eye(len(spatial) + 1)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .tiles import open_volume
+from .sources import open_volume
 from .volume import Box, read_reflected
 
 __all__ = ["SubVolume"]
@@ -32,7 +32,7 @@ class SubVolume:
     never leak into a training crop and vice versa.
 
     Args:
-        source: anything :func:`~monai_em.data.tiles.open_volume` accepts (tile JSON, HDF5 path,
+        source: anything :func:`~monai_em.data.sources.open_volume` accepts (tile JSON, HDF5 path,
             array, VolumeSource).
         z_range, y_range, x_range: ``[start, stop]`` per axis with Python slice rules (negative
             counts from the end, ``None`` is the edge); default the whole axis.

@@ -84,7 +84,9 @@ def _cells(rng: np.random.Generator, shape, anisotropy: float, cell_size: float,
     idx = np.clip(np.floor(seeds).astype(np.int64), 0, np.array(shape) - 1)
     markers[idx[:, 0], idx[:, 1], idx[:, 2]] = np.arange(1, n_cells + 1, dtype=np.int32)
     # nearest seed in physical units: z voxels count `anisotropy` times an xy voxel
-    _, nearest = ndimage.distance_transform_edt(markers == 0, sampling=(anisotropy, 1.0, 1.0), return_indices=True)
+    _, nearest = ndimage.distance_transform_edt(
+        markers == 0, sampling=(anisotropy, 1.0, 1.0), return_indices=True
+    )
     label = markers[nearest[0], nearest[1], nearest[2]]
     if warp > 0:  # bend the flat Voronoi faces with a smooth in-plane displacement
         sig = (max(1.0, cell_size / (4 * anisotropy)), cell_size / 4, cell_size / 4)

@@ -15,7 +15,8 @@ from monai.transforms import apply_transform
 from torch.utils.data import get_worker_info
 
 from .chunks import chunk_box, chunk_grid, chunk_name, split_rank_world, worker_share
-from .tiles import check_compatible, open_volume
+from .sources import open_volume
+from .tiles import check_compatible
 
 __all__ = ["TileDataset"]
 

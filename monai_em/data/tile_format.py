@@ -193,7 +193,11 @@ def _pair_field(spec: dict, name: str, path, default, minimum: int) -> tuple[int
     value = spec.get(name, default)
     items = [value, value] if np.isscalar(value) else list(value) if isinstance(value, (list, tuple)) else []
     if len(items) != 2 or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and int(v) == v and v >= minimum
+        isinstance(v, (int, float))
+        and not isinstance(v, bool)
+        and math.isfinite(v)
+        and int(v) == v
+        and v >= minimum
         for v in items
     ):
         raise ValueError(

@@ -12,15 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .readers import read_hdf5
 from .tile_format import TileSpec, decode_label_rgb, load_tile_json, tile_file
-from .volume import ArrayVolume, Box, VolumeSource, read_reflected
+from .volume import Box, VolumeSource, read_reflected
 
-__all__ = ["MissingTileWarning", "TileVolume", "check_compatible", "open_volume", "zoom_tile"]
+__all__ = ["MissingTileWarning", "TileVolume", "check_compatible", "zoom_tile"]
 
 logger = logging.getLogger(__name__)
 ROLES = ("image", "label", "mask")
-_HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
 
 
 class MissingTileWarning(UserWarning):
@@ -297,52 +295,3 @@ def check_compatible(volumes: dict[str, VolumeSource]) -> None:
                 f"tile_ratio of {key!r} ({vol.json_path}) is {r1} but {key0!r} ({ref.json_path}) has {r0}: "
                 "the label would be misaligned with the image"
             )
-
-
-def _load_whole(path: Path, dataset: str | None) -> np.ndarray:
-    if path.suffix.lower() in _HDF5_SUFFIXES:
-        arr = read_hdf5(path, dataset)
-    else:
-        from monai.transforms import LoadImage
-
-        if not path.exists():
-            raise FileNotFoundError(f"volume file not found: {path}")
-        # MONAI's NIfTI/ITK readers return spatial axes as (X, Y, Z); monai_em volumes are (Z, Y, X).
-        try:
-            arr = np.asarray(LoadImage(image_only=True)(str(path)))
-        except Exception as e:  # noqa: BLE001  MONAI's readers fail with ITK RuntimeError, PIL OSError, ...
-            raise ValueError(f"cannot read volume file {path}: {type(e).__name__}: {e}") from e
-        arr = arr.transpose(tuple(range(arr.ndim))[::-1]) if arr.ndim == 3 else arr
-    if arr.ndim != 3:
-        raise ValueError(f"volume file {path} holds an array of shape {arr.shape}; expected (Z, Y, X)")
-    return arr
-
-
-def open_volume(source, role: str = "image", **tile_kwargs) -> VolumeSource:
-    """Any volume description as a :class:`VolumeSource`.
-
-    ``source`` may be a VolumeSource (returned as is), an array ``(..., Z, Y, X)``, a tile JSON path
-    (-> :class:`TileVolume` with ``role`` and ``tile_kwargs``), or a whole-volume file read into memory:
-    HDF5 (first dataset, or ``{"path": ..., "dataset": ...}``), or TIFF / NIfTI via MONAI's
-    ``LoadImage`` (spatial axes reversed from MONAI's (X, Y, Z) to (Z, Y, X)).
-    """
-    if isinstance(source, VolumeSource) and not isinstance(source, (str, os.PathLike, dict)):
-        return source
-    dataset = None
-    if isinstance(source, dict):
-        if "path" not in source:
-            raise ValueError(
-                f"a volume given as a dict needs a 'path' (and optional 'dataset'), got {source}"
-            )
-        source, dataset = source["path"], source.get("dataset")
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.suffix.lower() == ".json":
-            return TileVolume(path, role=role, **tile_kwargs)
-        return ArrayVolume(_load_whole(path, dataset), name=str(path))
-    if hasattr(source, "shape") and hasattr(source, "dtype"):
-        arr = source.detach().cpu().numpy() if hasattr(source, "detach") else source
-        return ArrayVolume(arr)
-    raise TypeError(
-        f"cannot open a volume from {type(source).__name__}: give a tile JSON, a volume file, an array or a VolumeSource"
-    )

@@ -1,7 +1,6 @@
 """Inference for large EM volumes: chunked and resumable sliding windows, 2D image streaming, flip TTA."""
 
 from .chunked import ChunkedInference, chunk_path, predict_chunks, save_sections, stitch_chunks
-from .sources import load_volume
 from .streaming import (
     ImageListInference,
     load_image_2d,
@@ -20,7 +19,6 @@ __all__ = [
     "WindowPredictor",
     "chunk_path",
     "load_image_2d",
-    "load_volume",
     "predict_chunks",
     "predict_images",
     "predict_sections",

@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.chunks import chunk_box, chunk_grid, chunk_name, split_rank_world
-from .sources import load_volume
+from ..data.sources import open_volume
 from .window import (
     OUTPUT_DTYPES,
     WindowPredictor,
@@ -210,7 +210,7 @@ class ChunkedInference:
 
     def predict(self, source) -> list[Path]:
         """Predict this rank's chunks that have no output file yet; returns this rank's chunk files."""
-        source = load_volume(source, self.input_dataset)
+        source = open_volume(source, dataset=self.input_dataset)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         paths = []
         ids = self.chunk_ids()
@@ -240,7 +240,7 @@ class ChunkedInference:
 
     def __call__(self, source) -> Path | None:
         """Predict this rank's chunks, then (rank 0) stitch; returns the output file, or None."""
-        source = load_volume(source, self.input_dataset)
+        source = open_volume(source, dataset=self.input_dataset)
         self.predict(source)
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized() and self.world_size > 1:

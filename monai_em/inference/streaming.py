@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from ..data.chunks import split_rank_world
 from ..data.readers import read_hdf5
-from .sources import load_volume
+from ..data.sources import open_volume
 from .window import (
     OUTPUT_DTYPES,
     WindowPredictor,
@@ -297,9 +297,9 @@ def predict_sections(
     """A 2D network over a volume, section by section, stacked to ``(C', Z, Y, X)`` in memory.
 
     For volumes that fit in memory; for larger ones use ``ChunkedInference(spatial_dims=2)``,
-    which does the same per chunk. ``volume`` is anything :func:`load_volume` accepts.
+    which does the same per chunk. ``volume`` is anything :func:`~monai_em.data.sources.open_volume` accepts.
     """
-    source = load_volume(volume)
+    source = open_volume(volume)
     infer = ImageListInference(
         network, roi_size, ".", overlap=overlap, mode=mode, sigma_scale=sigma_scale, sw_batch_size=sw_batch_size,
         activation=activation, tta=tta, output_dtype=output_dtype, intensity_scale=intensity_scale, device=device,

@@ -92,7 +92,9 @@ def describe(transform):
     return (
         type(transform).__name__,
         tuple(getattr(transform, "keys", None) or ()),
-        tuple(getattr(transform, "mode", ())) if not isinstance(getattr(transform, "mode", ()), str) else transform.mode,
+        tuple(getattr(transform, "mode", ()))
+        if not isinstance(getattr(transform, "mode", ()), str)
+        else transform.mode,
         getattr(transform, "prob", None),
         params,
     )
@@ -147,7 +149,9 @@ def test_issue_snippet_rejection_crop_and_inference(tmp_path):
      ((9, 65, 65), (11, 132, 132), True), ((8, 256, 256), (10, 505, 505), False)],
 )  # fmt: skip
 def test_planner_check_values_from_model_input_size(input_size, sample_size, rot90):
-    cfg = load_pytc_config({"MODEL": {"INPUT_SIZE": list(input_size)}, "AUGMENTOR": {"ROTATE": {"ROT90": rot90}}})
+    cfg = load_pytc_config(
+        {"MODEL": {"INPUT_SIZE": list(input_size)}, "AUGMENTOR": {"ROTATE": {"ROT90": rot90}}}
+    )
     assert build_augmentor(cfg).sample_size == sample_size
     assert tuple(build_rejection_crop(cfg).sampler.spatial_size) == sample_size
 
@@ -156,7 +160,9 @@ def test_planner_check_values_from_model_input_size(input_size, sample_size, rot
                                      "MISSINGSECTION", "MISALIGNMENT", "MOTIONBLUR", "CUTBLUR", "CUTNOISE"])  # fmt: skip
 def test_enabled_false_removes_exactly_that_transform(section):
     full = [type(t).__name__ for t in build_augmentor({}).transforms]
-    less = [type(t).__name__ for t in build_augmentor({"AUGMENTOR": {section: {"ENABLED": False}}}).transforms]
+    less = [
+        type(t).__name__ for t in build_augmentor({"AUGMENTOR": {section: {"ENABLED": False}}}).transforms
+    ]
     removed = [n for n in full if n not in less]
     assert len(removed) == 1 and len(less) == len(full) - 1
 
@@ -225,8 +231,13 @@ def test_whole_volume_training_dataset_from_hdf5(tmp_path):
 
 
 def test_misspelled_key_warns_naming_it(tmp_path):
-    text = ISSUE_SNIPPET.replace("MISALIGNMENT:", "MISALIGNMNT:").replace("DATA_CHUNK_ITER", "DATA_CHUNK_ITERS")
-    with pytest.warns(UserWarning, match=r"AUGMENTOR\.MISALIGNMNT.*DATASET\.DATA_CHUNK_ITERS|DATASET\.DATA_CHUNK_ITERS.*AUGMENTOR\.MISALIGNMNT"):
+    text = ISSUE_SNIPPET.replace("MISALIGNMENT:", "MISALIGNMNT:").replace(
+        "DATA_CHUNK_ITER", "DATA_CHUNK_ITERS"
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"AUGMENTOR\.MISALIGNMNT.*DATASET\.DATA_CHUNK_ITERS|DATASET\.DATA_CHUNK_ITERS.*AUGMENTOR\.MISALIGNMNT",
+    ):
         load_pytc_config(write_yaml(tmp_path, text))
 
 
@@ -260,7 +271,11 @@ def test_base_then_experiment_merge_order(tmp_path):
     base = write_yaml(tmp_path, "DATASET: {DATA_CHUNK_ITER: 10, DATA_CHUNK_NUM: [2, 2, 2]}", "base.yaml")
     exp = write_yaml(tmp_path, "DATASET: {DATA_CHUNK_ITER: 20}", "exp.yaml")
     cfg = load_pytc_config(exp, base)
-    assert cfg.get_path("DATASET.DATA_CHUNK_ITER") == 20 and cfg.get_path("DATASET.DATA_CHUNK_NUM") == [2, 2, 2]
+    assert cfg.get_path("DATASET.DATA_CHUNK_ITER") == 20 and cfg.get_path("DATASET.DATA_CHUNK_NUM") == [
+        2,
+        2,
+        2,
+    ]
     json.dumps(cfg)  # plain data, serialisable for bundle configs
 
 

@@ -31,7 +31,9 @@ def test_picker_frequencies_follow_position_counts():
 
 
 def test_picker_rejects_small_volume_by_index():
-    with pytest.raises(ValueError, match=r"volumes \{1: \(2, 8, 8\)\} .* smaller than spatial_size \(4, 16, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"volumes \{1: \(2, 8, 8\)\} .* smaller than spatial_size \(4, 16, 16\)"
+    ):
         RandVolumePicker([(8, 40, 40), (2, 8, 8)], (4, 16, 16))
 
 
@@ -43,7 +45,9 @@ def _volume(shape, value):
 
 def test_dataset_samples_every_volume_reuses_tables_and_is_reproducible():
     vols = [_volume((8, 40, 40), 1), _volume((8, 24, 24), 2)]
-    crop = RandRejectionCropd(["image", "label"], "label", (4, 16, 16), size_thres=8, reject_p=1.0, max_trials=5000)
+    crop = RandRejectionCropd(
+        ["image", "label"], "label", (4, 16, 16), size_thres=8, reject_p=1.0, max_trials=5000
+    )
     ds = MultiVolumeDataset(vols, crop, (4, 16, 16), samples_per_epoch=40).set_random_state(3)
     items = [ds[i][0] for i in range(len(ds))]
     seen = {it["volume_index"] for it in items}
@@ -54,7 +58,9 @@ def test_dataset_samples_every_volume_reuses_tables_and_is_reproducible():
         assert np.count_nonzero(it["label"].numpy()) >= 8
     assert crop.sampler.cache.builds == 2  # one integral volume per volume, reused for 40 samples
     again = MultiVolumeDataset(vols, crop, (4, 16, 16), samples_per_epoch=40).set_random_state(3)
-    assert [it["crop_start"].tolist() for it in items] == [again[i][0]["crop_start"].tolist() for i in range(40)]
+    assert [it["crop_start"].tolist() for it in items] == [
+        again[i][0]["crop_start"].tolist() for i in range(40)
+    ]
 
 
 def test_dataset_through_monai_dataloader_collates():

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from monai_em.data.sources import open_volume
 from monai_em.data.synthetic import make_em_volume
 from monai_em.data.tile_format import load_tile_json, tile_file, write_tile_json, write_tiled_volume
-from monai_em.data.tiles import MissingTileWarning, TileVolume, check_compatible, open_volume, zoom_tile
+from monai_em.data.tiles import MissingTileWarning, TileVolume, check_compatible, zoom_tile
 
 PAD = 40
 

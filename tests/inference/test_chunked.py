@@ -12,9 +12,10 @@ from monai.inferers import sliding_window_inference
 from PIL import Image
 
 from monai_em.data.chunks import chunk_box, chunk_name
+from monai_em.data.sources import HDF5Volume, open_volume
 from monai_em.data.tile_format import write_tiled_volume
 from monai_em.data.volume import ArrayVolume
-from monai_em.inference import ChunkedInference, chunk_path, load_volume, predict_chunks, stitch_chunks
+from monai_em.inference import ChunkedInference, chunk_path, predict_chunks, stitch_chunks
 from monai_em.inference import chunked as chunked_module
 
 from .helpers import Pointwise, pointwise_reference, reflect_conv
@@ -190,20 +191,20 @@ def test_bad_arguments(tmp_path):
         ChunkedInference(Pointwise(), (8, 8, 8), tmp_path, activation="relu")
 
 
-def test_load_volume_reads_hdf5_lazily_and_npy(volume, tmp_path):
+def test_open_volume_reads_hdf5_lazily_and_npy(volume, tmp_path):
     with h5py.File(tmp_path / "v.h5", "w") as h5:
         h5["raw"] = volume
-    vol = load_volume(tmp_path / "v.h5", dataset="raw")
-    assert isinstance(vol.array, h5py.Dataset)  # stays on disk
+    vol = open_volume(tmp_path / "v.h5", dataset="raw")
+    assert isinstance(vol, HDF5Volume)  # stays on disk: boxes are read from the file
     np.testing.assert_array_equal(
         vol.read(((1, 3), (-2, 5), (0, 4))), np.pad(volume, 2, "reflect")[3:5, 0:7, 2:6]
     )
     np.save(tmp_path / "v.npy", volume)
-    assert load_volume(tmp_path / "v.npy").shape == volume.shape
+    assert open_volume(tmp_path / "v.npy").shape == volume.shape
     with pytest.raises(ValueError, match="no dataset 'nope'"):
-        load_volume(tmp_path / "v.h5", dataset="nope")
+        open_volume(tmp_path / "v.h5", dataset="nope")
     with pytest.raises(FileNotFoundError, match="not found"):
-        load_volume(tmp_path / "missing.h5")
+        open_volume(tmp_path / "missing.h5")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

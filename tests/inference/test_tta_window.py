@@ -51,7 +51,7 @@ def test_tta_in_chunked_inference(tmp_path):
     vol = np.random.default_rng(0).integers(0, 256, size=(6, 20, 20), dtype=np.uint8)
     kw = dict(roi_size=(6, 20, 20), output_dir=tmp_path, output_dtype="float32", progress=False, stitch=False)
     infer = ChunkedInference(ramp_net, tta=TestTimeFlips(flip_axes=("x",), transpose_xy=False), **kw)
-    out = infer.predict_chunk(infer_source := __import__("monai_em").inference.load_volume(vol), 0)
+    out = infer.predict_chunk(infer_source := __import__("monai_em").data.open_volume(vol), 0)
     np.testing.assert_allclose(out[0], vol / 255 + 9.5, atol=1e-5)
     assert infer_source.shape == vol.shape
 

@@ -30,8 +30,7 @@ from monai_em.data import (
     write_tile_json,
     write_tiled_volume,
 )
-from monai_em.data.tiles import open_volume
-from monai_em.inference.sources import load_volume
+from monai_em.data.sources import open_volume
 from monai_em.inference.streaming import load_image_2d
 
 FOLDER = "dir with spaces ünïcødé 数据"
@@ -76,12 +75,11 @@ def tiled(root) -> Path:
 
 
 def tile_readers(json_path: Path):
-    """Every way a tiled volume gets read: the volume, the dataset (both modes), and load_volume."""
+    """Every way a tiled volume gets read: the volume, the dataset (both modes), and open_volume."""
     box = ((0, 3), (0, 8), (0, 8))
     return {
         "TileVolume": lambda: TileVolume(json_path, threads=2).read(box),
         "open_volume": lambda: open_volume(str(json_path)).read(box),
-        "load_volume": lambda: load_volume(str(json_path)).read(box),
         "TileDataset.inference": lambda: list(
             TileDataset({"image": str(json_path)}, mode="inference", prefetch=False)
         ),
@@ -249,7 +247,7 @@ def h5_readers(path: Path, dataset: str | None):
         "HDF5Reader": lambda: LoadImaged("image", reader=HDF5Reader(dataset=dataset))({"image": str(path)}),
         "open_volume": lambda: open_volume({"path": str(path), "dataset": dataset}),
         "TileDataset": lambda: TileDataset({"image": {"path": str(path), "dataset": dataset}}),
-        "load_volume": lambda: load_volume(str(path), dataset=dataset),
+        "open_volume(dataset=)": lambda: open_volume(str(path), dataset=dataset),
     }
 
 
@@ -320,7 +318,6 @@ def test_a_broken_image_file_names_itself(root, suffix, damage):
     damage(path)
     for read in (
         lambda: open_volume(str(path)),
-        lambda: load_volume(str(path)),
         lambda: load_image_2d(str(path)),
     ):
         expect_file_error(read, path, root)
@@ -329,7 +326,7 @@ def test_a_broken_image_file_names_itself(root, suffix, damage):
 def test_a_broken_npy_file_names_itself(root):
     path = root / "vol ü.npy"
     path.write_bytes(b"")
-    expect_file_error(lambda: load_volume(str(path)), path, root)
+    expect_file_error(lambda: open_volume(str(path)), path, root)
     np.save(path, VOLUME)
     _truncate(path)
-    expect_file_error(lambda: load_volume(str(path)), path, root)
+    expect_file_error(lambda: open_volume(str(path)), path, root)

@@ -3,11 +3,13 @@
 from .pytc import PyTCConfig, load_pytc_config, pytc_defaults
 from .pytc_build import (
     augmentor_kwargs,
+    build_augmentations,
     build_augmentor,
     build_inference,
     build_rejection_crop,
     build_train_dataset,
     build_train_transform,
     pytc_targets,
+    pytc_value,
     volume_paths,
 )

@@ -23,12 +23,14 @@ from .pytc import PyTCConfig, load_pytc_config
 
 __all__ = [
     "augmentor_kwargs",
+    "build_augmentations",
     "build_augmentor",
     "build_inference",
     "build_rejection_crop",
     "build_train_dataset",
     "build_train_transform",
     "pytc_targets",
+    "pytc_value",
     "volume_paths",
 ]
 
@@ -106,18 +108,56 @@ def build_augmentor(config) -> EMAugmentor:
     """
     cfg = _cfg(config)
     kwargs = augmentor_kwargs(cfg)
-    copy_paste = cfg["AUGMENTOR"]["COPYPASTE"]
-    if not copy_paste["ENABLED"]:
+    if not cfg["AUGMENTOR"]["COPYPASTE"]["ENABLED"]:
         return EMAugmentor.from_targets(**kwargs)
-    input_size, targets, smooth = kwargs.pop("input_size"), kwargs.pop("targets"), kwargs.pop("smooth_labels")
-    transforms = default_em_transforms(targets, **kwargs)
-    images = [k for k, v in targets.items() if v == "img"]
-    transforms.append(
-        RandCopyPasted(
-            keys=images, label_key="label", aug_thres=copy_paste["AUG_THRES"], prob=copy_paste["P"]
-        )
+    transforms = build_augmentations(cfg, kwargs["targets"])
+    return EMAugmentor(
+        transforms, kwargs["input_size"], smooth_labels=kwargs["smooth_labels"], label_keys=["label"]
     )
-    return EMAugmentor(transforms, input_size, smooth_labels=smooth, label_keys=["label"])
+
+
+def build_augmentations(config, targets: Mapping[str, str] | None = None) -> list:
+    """The augmentation list of a PyTC config (without the final crop), for ``targets`` (default: the config's).
+
+    This is what a bundle's ``EMAugmentor(transforms=...)`` takes when the keys come from the bundle.
+    """
+    cfg = _cfg(config)
+    kwargs = augmentor_kwargs(cfg)
+    targets = dict(targets or kwargs["targets"])
+    for key in ("input_size", "targets", "smooth_labels"):
+        kwargs.pop(key)
+    transforms = default_em_transforms(targets, **kwargs)
+    copy_paste = cfg["AUGMENTOR"]["COPYPASTE"]
+    if copy_paste["ENABLED"]:
+        images = [k for k, v in targets.items() if v == "img"]
+        transforms.append(
+            RandCopyPasted(
+                keys=images, label_key="label", aug_thres=copy_paste["AUG_THRES"], prob=copy_paste["P"]
+            )
+        )
+    return transforms
+
+
+def pytc_value(config, key: str, default: Any = None) -> Any:
+    """``config[key]`` for a dotted key, or ``default`` when ``config`` is None (bundle ids use this).
+
+    Path keys ``DATASET.IMAGE_NAME`` / ``LABEL_NAME`` / ``VALID_MASK_NAME`` come back joined to
+    ``INPUT_PATH`` (unless ``IS_ABSOLUTE_PATH``), or ``default`` when unset.
+    """
+    if config is None:
+        return default
+    cfg = _cfg(config)
+    paths = {
+        "DATASET.IMAGE_NAME": "image",
+        "DATASET.LABEL_NAME": "label",
+        "DATASET.VALID_MASK_NAME": "valid_mask",
+    }
+    if key in paths:
+        if not cfg.get_path(key):
+            return default
+        found = volume_paths(cfg)[paths[key]]
+        return found[0] if len(found) == 1 else found
+    return cfg.get_path(key)
 
 
 def build_rejection_crop(config, augmentor: EMAugmentor | None = None) -> RandRejectionCropd:

@@ -8,7 +8,7 @@ monai_em pipeline would hold. ``docs/migrating-from-pytc.md`` shows both side by
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from monai.transforms import Compose, SqueezeDimd
@@ -68,11 +68,15 @@ def _cfg(config) -> PyTCConfig:
 
 def pytc_targets(config) -> dict[str, str]:
     """``{"image": "img", **ADDITIONAL_TARGETS}``: the keys augmented and their PyTC target types."""
-    aug = _cfg(config)["AUGMENTOR"]
-    return {
+    cfg = _cfg(config)
+    aug = cfg["AUGMENTOR"]
+    targets = {
         "image": "img",
         **dict(zip(aug["ADDITIONAL_TARGETS_NAME"], aug["ADDITIONAL_TARGETS_TYPE"], strict=True)),
     }
+    if cfg["DATASET"]["VALID_MASK_NAME"]:  # the mask must move with the label (PyTC asserts this instead)
+        targets.setdefault("valid_mask", "mask")
+    return targets
 
 
 def augmentor_kwargs(config) -> dict[str, Any]:
@@ -116,16 +120,23 @@ def build_augmentor(config) -> EMAugmentor:
     )
 
 
-def build_augmentations(config, targets: Mapping[str, str] | None = None) -> list:
+def build_augmentations(
+    config, targets: Mapping[str, str] | None = None, disabled: Sequence[str] = (), do_2d: bool | None = None
+) -> list:
     """The augmentation list of a PyTC config (without the final crop), for ``targets`` (default: the config's).
 
-    This is what a bundle's ``EMAugmentor(transforms=...)`` takes when the keys come from the bundle.
+    This is what a bundle's ``EMAugmentor(transforms=...)`` takes when the keys come from the bundle;
+    ``disabled`` adds names to switch off and ``do_2d`` (when not None) replaces ``DATASET.DO_2D``, so
+    the bundle's own ids win over the PyTC file.
     """
     cfg = _cfg(config)
     kwargs = augmentor_kwargs(cfg)
     targets = dict(targets or kwargs["targets"])
     for key in ("input_size", "targets", "smooth_labels"):
         kwargs.pop(key)
+    kwargs["disabled"] = [*kwargs["disabled"], *disabled]
+    if do_2d is not None:
+        kwargs["do_2d"] = bool(do_2d)
     transforms = default_em_transforms(targets, **kwargs)
     copy_paste = cfg["AUGMENTOR"]["COPYPASTE"]
     if copy_paste["ENABLED"]:
@@ -299,7 +310,11 @@ def build_inference(config, network: Callable, **kwargs: Any):
     tta = TestTimeFlips(merge=inf["AUG_MODE"]) if inf["AUG_NUM"] else None
     output_dir = inf["OUTPUT_PATH"] or "."
     common = dict(activation=activation, tta=tta, mode=blending[inf["BLENDING"]])
+    if ds["DO_2D"]:  # a 2D network: (1, H, W) windows section by section
+        roi, overlap = roi[-2:], overlap[-2:]
+        common["spatial_dims"] = 2
     if inf["DO_SINGLY"]:
+        common.pop("spatial_dims", None)
         args = dict(roi_size=roi[-2:], output_dir=output_dir, overlap=overlap[-2:], **common)
         return ImageListInference(network, **{**args, **kwargs})
     tiled = inf["DO_CHUNK_TITLE"] if inf["DO_CHUNK_TITLE"] is not None else ds["DO_CHUNK_TITLE"]

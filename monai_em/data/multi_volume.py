@@ -77,6 +77,13 @@ class RandVolumePicker(Randomizable):
         return self.randomize()
 
 
+def _ddp_rank() -> int:
+    """This process's rank in torch.distributed, 0 when it is not initialised."""
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
 class MultiVolumeDataset(Randomizable, _TorchDataset):
     """Training samples from several volumes, each drawn by :class:`RandVolumePicker`.
 
@@ -128,6 +135,9 @@ class MultiVolumeDataset(Randomizable, _TorchDataset):
         return tuple(int(s) for s in volume[key].shape[1:])
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        rank = _ddp_rank()
+        if seed is not None and rank > 0:  # every DDP rank gets the same seed from set_determinism: split it
+            seed = int(np.random.SeedSequence([int(seed), rank]).generate_state(1)[0])
         super().set_random_state(seed, state)
         self.picker.set_random_state(state=self.R)
         if self.transform is not None:

@@ -73,3 +73,15 @@ def test_bundle_cli_trains_with_pytc_config(pytc_yaml, tmp_path):
         "--num_threads", 1, "--val_sections", 4, "--epochs", 1, "--epoch_length", 2, "--batch_size", 1,
     )  # fmt: skip
     assert (tmp_path / "models" / "final_model.pt").is_file()
+
+
+def test_bundle_ids_win_over_the_pytc_augmentation_switches(pytc_yaml):
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "train.yaml")
+    parser["pytc_config"] = str(pytc_yaml)
+    parser["aug_disabled"] = ["rescale", "cutblur"]
+    parser["do_2d"] = True
+    names = [type(t).__name__ for t in parser.get_parsed_content("train#augmentor").augmentations]
+    assert "RandRescaled" not in names and "RandCutBlurd" not in names
+    assert "RandMissingSectiond" not in names, "do_2d drops MissingSection"
+    assert "RandSectionElasticd" in names

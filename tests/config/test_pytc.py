@@ -10,6 +10,7 @@ from monai_em.config import (
     build_inference,
     build_rejection_crop,
     build_train_dataset,
+    build_train_transform,
     load_pytc_config,
     volume_paths,
 )
@@ -285,3 +286,35 @@ def test_copy_paste_enabled_appends_it_before_the_crop():
     i = names.index("RandCopyPasted")
     assert names[i + 1] == "_CentreCrop" and aug.transforms[i].prob == 0.6
     assert aug.sample_size == build_augmentor({}).sample_size
+
+
+def test_valid_mask_name_alone_makes_the_mask_travel_with_the_label():
+    cfg = load_pytc_config(
+        {
+            "MODEL": {"INPUT_SIZE": [4, 24, 24]},
+            "DATASET": {"VALID_MASK_NAME": "valid.json"},
+            "AUGMENTOR": {"SMOOTH": False},  # smoothing reshapes the label only
+        }
+    )  # ADDITIONAL_TARGETS_NAME stays PyTC's default ['label']
+    transform = build_train_transform(cfg)
+    transform.set_random_state(seed=3)
+    mask = (make_em_volume((10, 80, 80), seed=2).label % 2).astype(np.uint8)[None]
+    for _ in range(5):
+        out = transform({"image": mask.astype(np.float32), "label": mask, "valid_mask": mask.copy()})
+        out = out[0] if isinstance(out, list) else out
+        np.testing.assert_array_equal(np.asarray(out["valid_mask"]), np.asarray(out["label"]))
+
+
+def test_2d_config_builds_a_2d_chunked_inference(tmp_path):
+    cfg = load_pytc_config(
+        {"MODEL": {"INPUT_SIZE": [1, 32, 32]},
+         "DATASET": {"DO_2D": True, "PAD_SIZE": [0, 4, 4]},
+         "INFERENCE": {"OUTPUT_PATH": str(tmp_path), "STRIDE": [1, 16, 16]}}
+    )  # fmt: skip
+    net = torch.nn.Conv2d(1, 2, 3, padding=1)
+    runner = build_inference(cfg, net, progress=False)
+    out = runner(np.random.default_rng(0).integers(0, 255, (3, 40, 40), dtype=np.uint8))
+    import h5py
+
+    with h5py.File(out) as f:
+        assert f["main"].shape == (2, 3, 40, 40)

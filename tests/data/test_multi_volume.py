@@ -77,3 +77,18 @@ def test_dataset_errors_name_the_problem():
         MultiVolumeDataset([_volume((8, 40, 40), 1)], None, (4, 16, 16), samples_per_epoch=0)
     with pytest.raises(ValueError, match="volume 0: no array under key 'mask'"):
         MultiVolumeDataset([_volume((8, 40, 40), 1)], None, (4, 16, 16), shape_key="mask")
+
+
+def test_ddp_ranks_draw_differently_from_the_same_seed(monkeypatch):
+    import monai_em.data.multi_volume as mv
+
+    data = [{"image": np.zeros((1, 8, 32, 32), np.float32)}, {"image": np.zeros((1, 8, 64, 64), np.float32)}]
+
+    def draws(rank):
+        monkeypatch.setattr(mv, "_ddp_rank", lambda: rank)
+        ds = mv.MultiVolumeDataset(data, None, spatial_size=(4, 16, 16), samples_per_epoch=40)
+        ds.set_random_state(seed=0)  # what set_determinism gives every rank
+        return [ds.randomize() for _ in range(40)]
+
+    assert draws(0) == draws(0)
+    assert draws(0) != draws(1)

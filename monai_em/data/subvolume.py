@@ -37,6 +37,7 @@ class SubVolume:
         z_range, y_range, x_range: ``[start, stop]`` per axis with Python slice rules (negative
             counts from the end, ``None`` is the edge); default the whole axis.
         role: ``"image"``, ``"label"`` or ``"mask"`` (how a tiled source fills and zooms tiles).
+        tile_kwargs: passed on to a tiled source (``fill_value``, ``strict``, ``threads``).
 
     Example:
         >>> vol = SubVolume(np.arange(40).reshape(10, 2, 2), z_range=[-2, None])  # last two sections
@@ -51,8 +52,12 @@ class SubVolume:
         y_range: Sequence[int | None] | None = None,
         x_range: Sequence[int | None] | None = None,
         role: str = "image",
+        **tile_kwargs,
     ):
-        self.source = open_volume(source, role=role)
+        self.source = open_volume(source, role=role, **tile_kwargs)
+        # what check_compatible compares between the volumes of one dataset
+        self.tile_ratio = getattr(self.source, "tile_ratio", None)
+        self.json_path = getattr(self.source, "json_path", None)
         full = tuple(int(s) for s in self.source.shape)
         self.offset_box: Box = tuple(
             _resolve(r, n, a) for r, n, a in zip((z_range, y_range, x_range), full, "zyx", strict=True)

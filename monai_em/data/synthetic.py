@@ -42,15 +42,17 @@ class SyntheticEM:
 
 
 def membrane_mask(label: np.ndarray, width: int = 2) -> np.ndarray:
-    """In-plane cell borders of a ``(Z, Y, X)`` instance label, ``width`` pixels wide.
+    """In-plane cell borders of a ``(Z, Y, X)`` instance label, ``width`` pixels wide (an even number).
 
     A pixel is on a border when its id differs from the pixel after it in y or x; the border is
     then widened symmetrically to ``width`` pixels (per section, so z never smears it).
     """
     if label.ndim != 3:
         raise ValueError(f"membrane_mask expects a (Z, Y, X) label, got shape {label.shape}")
-    if width < 1:
-        raise ValueError(f"membrane width must be >= 1, got {width}")
+    if width < 2 or width % 2:
+        raise ValueError(
+            f"membrane width must be even and >= 2 (the same on both sides of a border), got {width}"
+        )
     edge = np.zeros(label.shape, dtype=bool)
     dy = label[:, 1:, :] != label[:, :-1, :]
     dx = label[:, :, 1:] != label[:, :, :-1]
@@ -147,7 +149,7 @@ def make_em_volume(
         shape: ``(Z, Y, X)`` in voxels; Z may be 1 for a single section.
         anisotropy: z voxel size / xy voxel size (serial-section EM: 4-10; FIB-SEM: 1).
         cell_size: typical cell diameter in xy pixels.
-        membrane_width: width in pixels of the dark membrane bands.
+        membrane_width: width in pixels of the dark membrane bands (even, >= 2).
         n_mito: number of mitochondria; default one per ~3 cells, at least 3.
         mito_radius: typical mitochondrion radius in xy pixels.
         noise: standard deviation of the speckle noise in grey levels.

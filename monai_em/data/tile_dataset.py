@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -25,11 +26,19 @@ MODES = ("train", "inference")
 
 
 def _role_of(key: str) -> str:
+    """A key's role from its name; a name that says nothing is an image, with a warning."""
     low = key.lower()
-    if "mask" in low:
+    if "mask" in low or "valid" in low:
         return "mask"
     if "label" in low or "seg" in low:
         return "label"
+    if low not in ("image", "img", "raw", "em", "input"):
+        warnings.warn(
+            f"TileDataset key {key!r} is read as an image (linear tile zoom, missing tiles filled with the image "
+            f"fill value); if it holds labels or a mask, pass roles={{{key!r}: 'label'}} (or 'mask')",
+            UserWarning,
+            stacklevel=3,
+        )
     return "image"
 
 
@@ -66,9 +75,9 @@ class TileDataset(IterableDataset):
     endless, so ``SupervisedTrainer`` needs ``epoch_length``.
 
     Args:
-        volumes: ``{key: source}``; a source is a tile JSON path, an HDF5/TIFF/NIfTI file path (read
-            whole into memory), ``{"path": ..., "dataset": ...}``, an array ``(Z, Y, X)`` or a
-            VolumeSource. All must share one shape (and tile_ratio), checked up front.
+        volumes: ``{key: source}``; a source is anything :func:`~monai_em.data.sources.open_volume`
+            takes: a tile JSON path, an HDF5 path (read box by box from disk), a TIFF/NIfTI path,
+            ``{"path": ..., "dataset": ...}``, an array ``(Z, Y, X)`` or a VolumeSource. All must share one shape (and tile_ratio), checked up front.
         chunk_num: chunks per axis ``(nz, ny, nx)``; ``(1, 1, 1)`` samples whole volumes.
         chunk_iter: samples drawn per chunk in training (PyTC ``DATA_CHUNK_ITER``).
         mode: ``"train"`` or ``"inference"``.
@@ -81,8 +90,8 @@ class TileDataset(IterableDataset):
         threads: tile decode threads per volume read.
         fill_value: value for missing image tiles (labels and masks: 0).
         strict: raise on a missing tile instead of filling it.
-        roles: ``{key: "image" | "label" | "mask"}``; default by key name ("mask" -> mask, "label" or
-            "seg" -> label, else image).
+        roles: ``{key: "image" | "label" | "mask"}``; default by key name ("mask"/"valid" -> mask,
+            "label"/"seg" -> label, "image"/"img"/"raw" -> image; any other name -> image, with a warning).
         num_rounds: stop training after this many rounds (default: endless).
         skip_if_exists: inference only: a path template with ``{name}`` (the chunk name); chunks whose
             file exists are skipped before reading (resumable inference).
@@ -124,7 +133,11 @@ class TileDataset(IterableDataset):
         roles = dict(roles or {})
         self.volumes = {
             k: open_volume(
-                v, role=roles.get(k, _role_of(k)), fill_value=fill_value, strict=strict, threads=threads
+                v,
+                role=roles[k] if k in roles else _role_of(k),
+                fill_value=fill_value,
+                strict=strict,
+                threads=threads,
             )
             for k, v in volumes.items()
         }

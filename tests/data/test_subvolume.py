@@ -41,3 +41,25 @@ def test_bad_ranges():
         SubVolume(coords_volume(), z_range=[5, 5])
     with pytest.raises(ValueError, match=r"y range must be \[start, stop\]"):
         SubVolume(coords_volume(), y_range=[1])
+
+
+def test_subvolumes_keep_the_tile_ratio_check(tmp_path):
+    import json
+
+    from monai_em.data.tiles import check_compatible
+
+    from monai_em.data.synthetic import make_em_volume
+
+    vol = make_em_volume((4, 32, 32), seed=0)
+    image = write_tiled_volume(vol.image, tmp_path / "im", json_name="im.json")
+    label = write_tiled_volume(vol.label[:, ::2, ::2], tmp_path / "lab", json_name="lab.json")
+    spec = json.loads(label.read_text())  # same (4, 32, 32) volume, stored at half resolution
+    spec.update(tile_ratio=2, height=32, width=32, tile_size=32)
+    label.write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match="tile_ratio"):
+        check_compatible(
+            {
+                "image": SubVolume(image, z_range=[0, 2]),
+                "label": SubVolume(label, z_range=[0, 2], role="label"),
+            }
+        )

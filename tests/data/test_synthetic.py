@@ -62,3 +62,13 @@ def test_cells_are_smooth_in_z():
 def test_bad_arguments_raise(bad):
     with pytest.raises(ValueError, match="shape|anisotropy"):
         make_em_volume(**bad)
+
+
+@pytest.mark.parametrize("width", [2, 4, 6])
+def test_membrane_width_is_exact(width):
+    label = np.ones((1, 20, 40), np.int32)
+    label[:, :, 20:] = 2  # one straight vertical border
+    band = membrane_mask(label, width)
+    assert band[0].sum(axis=1).tolist() == [width] * 20
+    with pytest.raises(ValueError, match="even"):
+        membrane_mask(label, width + 1)

@@ -1,4 +1,5 @@
 import time
+import warnings
 from collections import Counter
 
 import h5py
@@ -252,3 +253,12 @@ def test_bad_arguments():
         TileDataset({"image": vol, "label": vol[..., 1:]})
     with pytest.raises(ValueError, match="rank 2"):
         next(iter(TileDataset({"image": vol}, rank=2, world_size=2)))
+
+
+def test_an_unnamed_role_warns_and_explicit_roles_do_not(tmp_path):
+    vol = make_em_volume((4, 32, 32), seed=0)
+    with pytest.warns(UserWarning, match=r"'gt'.*roles=\{'gt': 'label'\}"):
+        TileDataset({"image": vol.image, "gt": vol.label}, mode="inference")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TileDataset({"image": vol.image, "gt": vol.label}, mode="inference", roles={"gt": "label"})

@@ -46,9 +46,8 @@ def test_bad_ranges():
 def test_subvolumes_keep_the_tile_ratio_check(tmp_path):
     import json
 
-    from monai_em.data.tiles import check_compatible
-
     from monai_em.data.synthetic import make_em_volume
+    from monai_em.data.tiles import check_compatible
 
     vol = make_em_volume((4, 32, 32), seed=0)
     image = write_tiled_volume(vol.image, tmp_path / "im", json_name="im.json")

@@ -19,6 +19,7 @@ from ..data.sources import open_volume
 from .window import (
     OUTPUT_DTYPES,
     WindowPredictor,
+    named_error,
     resolve_rank_world,
     scale_input,
     sliding_window_block,
@@ -36,12 +37,13 @@ __all__ = [
 ]
 
 _OUT_EXTS = ("png", "tif", "tiff", "h5", "npy")
+IMAGE_EXTS = ("png", "tif", "tiff", "jpg", "jpeg", "h5", "npy")
 
 
 def read_path_list(source, relative_to: str | os.PathLike | None = None) -> list[str]:
-    """Image paths from a text file (one per line), a glob pattern, one path, or a list of those.
+    """Image paths from a text file (one per line), a glob pattern, a folder, one path, or a list of those.
 
-    In a text file, blank lines and lines starting with ``#`` are skipped; relative lines resolve
+    A folder expands to its image files (``IMAGE_EXTS``, any case), sorted by name. In a text file, blank lines and lines starting with ``#`` are skipped; relative lines resolve
     against the text file's folder (PyTC's ``IS_ABSOLUTE_PATH: False`` joined them to a base folder).
     A glob pattern expands sorted. Every path must exist (checked now, naming the first missing one).
     """
@@ -49,7 +51,16 @@ def read_path_list(source, relative_to: str | os.PathLike | None = None) -> list
         paths = [p for item in source for p in read_path_list(item, relative_to)]
     else:
         text = os.fspath(source)
-        if text.endswith(".txt"):
+        path = text if relative_to is None or os.path.isabs(text) else os.path.join(relative_to, text)
+        if os.path.isdir(path):
+            paths = sorted(
+                os.path.join(path, name)
+                for name in os.listdir(path)
+                if name.rsplit(".", 1)[-1].lower() in IMAGE_EXTS and os.path.isfile(os.path.join(path, name))
+            )
+            if not paths:
+                raise FileNotFoundError(f"folder {path} holds no image file ({', '.join(IMAGE_EXTS)})")
+        elif text.endswith(".txt"):
             if not os.path.isfile(text):
                 raise FileNotFoundError(f"path list not found: {text}")
             base = Path(text).resolve().parent
@@ -65,7 +76,7 @@ def read_path_list(source, relative_to: str | os.PathLike | None = None) -> list
             if not paths:
                 raise FileNotFoundError(f"glob pattern {text!r} matches no file")
         else:
-            paths = [text if relative_to is None or os.path.isabs(text) else os.path.join(relative_to, text)]
+            paths = [path]
     for p in paths:
         if not os.path.isfile(p):
             raise FileNotFoundError(f"image listed for inference not found: {p}")
@@ -262,8 +273,11 @@ class ImageListInference:
         done = []
         for i in tqdm(share, desc="images", unit="image", disable=not self.progress, file=sys.stderr):
             if not _is_done(outputs[i]):
-                written = save_image(self.predict_image(load_image_2d(paths[i], self.rgb)), outputs[i])
-                done.extend(written)
+                try:
+                    pred = self.predict_image(load_image_2d(paths[i], self.rgb))
+                except Exception as e:
+                    raise named_error(e, f"predicting image {paths[i]} failed") from e
+                done.extend(save_image(pred, outputs[i]))
             else:
                 done.append(outputs[i])
         return done

@@ -50,10 +50,18 @@ class TestTimeFlips:
         self.transpose_xy = bool(transpose_xy)
         self.merge = merge
 
-    def variants(self, spatial_dims: int) -> list[tuple[tuple[int, ...], bool]]:
-        """``(flip dims of the (B, C, ...) tensor, transpose)`` for every variant, identity first."""
+    def variants(
+        self, spatial_dims: int, spatial_shape: Sequence[int] | None = None
+    ) -> list[tuple[tuple[int, ...], bool]]:
+        """``(flip dims of the (B, C, ...) tensor, transpose)`` for every variant, identity first.
+
+        Axes of extent 1 in ``spatial_shape`` are not flipped (flipping them changes nothing), so
+        the 1-section windows of a 2D network over a volume give 8 variants, not 16.
+        """
         offset = 2 + spatial_dims - 3  # tensor dim of z (unused for 2D)
         dims = [offset + _AXES.index(a) for a in self.flip_axes if spatial_dims == 3 or a != "z"]
+        if spatial_shape is not None:
+            dims = [d for d in dims if spatial_shape[d - 2] != 1]
         flips = [c for n in range(len(dims) + 1) for c in itertools.combinations(dims, n)]
         return [(f, t) for t in ((False, True) if self.transpose_xy else (False,)) for f in flips]
 
@@ -63,7 +71,7 @@ class TestTimeFlips:
                 f"TestTimeFlips takes (B, C, Y, X) or (B, C, Z, Y, X) windows, got {tuple(x.shape)}"
             )
         out, n = None, 0
-        for flips, transpose in self.variants(x.ndim - 2):
+        for flips, transpose in self.variants(x.ndim - 2, tuple(x.shape[2:])):
             v = torch.flip(x, flips) if flips else x
             v = v.transpose(-1, -2) if transpose else v
             y = predictor(v)

@@ -14,6 +14,7 @@ from monai.inferers import sliding_window_inference
 __all__ = [
     "OUTPUT_DTYPES",
     "WindowPredictor",
+    "named_error",
     "resolve_rank_world",
     "scale_input",
     "sliding_window_block",
@@ -59,8 +60,20 @@ def window_weights(
     )
 
 
+def named_error(error: Exception, what: str) -> Exception:
+    """A new exception saying ``what`` failed and why, of ``error``'s class when that is a plain
+    ValueError/TypeError/RuntimeError, else RuntimeError; raise it ``from error``."""
+    cls = type(error) if type(error) in (ValueError, TypeError, RuntimeError) else RuntimeError
+    return cls(f"{what}: {type(error).__name__}: {error}")
+
+
 def scale_input(array: np.ndarray, intensity_scale: float | str | None = "auto") -> torch.Tensor:
-    """``array`` as a float32 tensor: ``"auto"`` divides integer images by their dtype maximum (uint8 -> /255)."""
+    """``array`` as a float32 tensor, scaled as training does.
+
+    ``"auto"``: integer images divided by their dtype maximum (uint8 -> /255), floats unchanged;
+    a number: multiplied by it and clipped to [0, 1] (training's ``ScaleIntensityRanged(a_max=
+    intensity_max, clip=True)`` with ``intensity_scale = 1 / intensity_max``); None: unchanged.
+    """
     array = np.asarray(array)
     out = torch.tensor(array, dtype=torch.float32)
     if intensity_scale == "auto":
@@ -70,6 +83,7 @@ def scale_input(array: np.ndarray, intensity_scale: float | str | None = "auto")
         if isinstance(intensity_scale, str):
             raise ValueError(f"intensity_scale must be 'auto', a number or None, got {intensity_scale!r}")
         out *= float(intensity_scale)
+        out.clamp_(0.0, 1.0)
     return out
 
 

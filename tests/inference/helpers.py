@@ -39,3 +39,19 @@ def pointwise_reference(volume: np.ndarray) -> np.ndarray:
     """What :class:`Pointwise` gives for a uint8 ``(Z, Y, X)`` volume scaled by 1/255: ``(2, Z, Y, X)``."""
     x = volume.astype(np.float32) / 255
     return np.stack([2 * x + 0.1, -x])
+
+
+class Counted(nn.Module):
+    """Wraps a module and counts its forward calls (``calls``); records the inputs when ``record``."""
+
+    def __init__(self, inner: nn.Module, record: bool = False):
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+        self.inputs = [] if record else None
+
+    def forward(self, x):
+        self.calls += 1
+        if self.inputs is not None:
+            self.inputs.append(x.detach().clone())
+        return self.inner(x)

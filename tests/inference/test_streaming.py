@@ -149,3 +149,28 @@ def test_peak_memory_does_not_grow_with_number_of_images(tmp_path):
     assert len(outs) == 50 and all(o.exists() for o in outs)
     # 45 more 256x256 images -> 2-channel float32 outputs: keeping the outputs alone would add > 22 MiB
     assert peak - start < 12 * 1024, f"peak RSS rose {peak - start} KiB above {start} KiB over 45 more images"
+
+
+def test_read_path_list_expands_a_folder_to_its_sorted_images(tmp_path):
+    folder = tmp_path / "imgs"
+    paths = write_images(folder, 3)
+    np.save(folder / "a.npy", np.zeros((4, 4), np.uint8))
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(folder / "Z.TIF")
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "sub.png").mkdir()  # a folder named like an image is no image
+    want = sorted([*map(str, paths), str(folder / "a.npy"), str(folder / "Z.TIF")])
+    assert read_path_list(str(folder)) == want
+    assert read_path_list(folder) == want  # a Path too
+    assert read_path_list("imgs", relative_to=tmp_path) == want
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="empty holds no image file"):
+        read_path_list(str(tmp_path / "empty"))
+
+
+def test_failure_while_predicting_an_image_names_it(tmp_path):
+    paths = write_images(tmp_path / "img", 2)
+    with pytest.raises(RuntimeError, match="sec_001.png.*injected failure") as info:
+        # 1 window per image (roi covers both images): the second image's first call fails
+        predict_images(Pointwise(dims=2, fail_at_call=2), [str(p) for p in paths], tmp_path / "out", (40, 40),
+                       overlap=0.0, progress=False)  # fmt: skip
+    assert "injected failure" in str(info.value.__cause__)

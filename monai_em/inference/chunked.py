@@ -3,11 +3,14 @@
 Each inference chunk (a cell of ``chunk_num``, enlarged by ``pad_size`` of mirrored context) is
 read from a :class:`~monai_em.data.volume.VolumeSource`, predicted window by window, cropped back
 and written to ``<output_dir>/<z0-z1-y0-y1-x0-x1>.h5`` (dataset ``"main"``) via a temporary file
-and an atomic rename. A chunk whose final file exists is skipped, so a rerun resumes.
+and an atomic rename. Each file carries a fingerprint of the network weights and the settings
+that change outputs; a rerun skips a chunk only when its file exists with the same fingerprint.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import sys
@@ -24,6 +27,7 @@ from ..data.sources import open_volume
 from .window import (
     OUTPUT_DTYPES,
     WindowPredictor,
+    named_error,
     resolve_rank_world,
     scale_input,
     sliding_window_block,
@@ -35,7 +39,9 @@ __all__ = [
     "CHUNK_DATASET",
     "ChunkedInference",
     "chunk_path",
+    "network_digest",
     "predict_chunks",
+    "read_fingerprint",
     "save_sections",
     "stitch_chunks",
 ]
@@ -44,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 CHUNK_DATASET = "main"
 CHUNK_SUFFIX = ".h5"
+FINGERPRINT_ATTR = "fingerprint"
 
 
 def chunk_path(output_dir: str | os.PathLike, box) -> Path:
@@ -51,13 +58,48 @@ def chunk_path(output_dir: str | os.PathLike, box) -> Path:
     return Path(output_dir) / f"{chunk_name(box)}{CHUNK_SUFFIX}"
 
 
-def _write_chunk(path: Path, array: np.ndarray, box, compression: str | None) -> None:
-    """Write to a hidden temp file in the same folder, then rename: the final name means finished."""
+def network_digest(network: Callable) -> str:
+    """SHA-1 of a network: its class and every parameter/buffer (name, dtype, shape, bytes) in state_dict order.
+
+    A callable that is not a ``torch.nn.Module`` is identified by its module and qualified name only.
+    """
+    h = hashlib.sha1()
+    kind = network if hasattr(network, "__qualname__") else type(network)
+    h.update(f"{getattr(kind, '__module__', '')}.{kind.__qualname__}".encode())
+    if isinstance(network, torch.nn.Module):
+        for name, t in network.state_dict().items():
+            t = t.detach().to("cpu").contiguous()
+            h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def read_fingerprint(path: str | os.PathLike) -> str | None:
+    """The fingerprint stored in a chunk file, or None (no attribute, or an unreadable file)."""
+    try:
+        with h5py.File(path, "r") as h5:
+            value = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
+    except (OSError, KeyError):
+        return None
+    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
+
+
+def _write_chunk(
+    path: Path, array: np.ndarray, box, compression: str | None, fingerprint: str | None = None
+) -> None:
+    """Write to a hidden temp file in the same folder, fsync it, then rename: the final name means finished."""
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{CHUNK_SUFFIX}")
     try:
         with h5py.File(tmp, "w") as h5:
             ds = h5.create_dataset(CHUNK_DATASET, data=array, compression=compression)
             ds.attrs["box"] = np.asarray(box, dtype=np.int64)
+            if fingerprint is not None:
+                ds.attrs[FINGERPRINT_ATTR] = fingerprint
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # the data is on disk before the final name appears
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -76,8 +118,10 @@ class ChunkedInference:
 
     Peak memory is one padded chunk (input, blended float32 output and its weight map), never the
     volume: chunks are predicted one at a time and written to disk, and :meth:`stitch` copies them
-    into the output HDF5 chunk by chunk. Chunk ids are split between processes with ``rank`` /
-    ``world_size`` (contiguous shares, as PyTC's ``rank-world``).
+    into the output HDF5 chunk by chunk. Each chunk file holds a :meth:`fingerprint` of the network
+    weights and the output-changing settings; a rerun skips only chunks whose fingerprint matches and
+    recomputes the others (with a warning). Chunks are split between processes with ``rank`` /
+    ``world_size`` (contiguous shares, as PyTC's ``rank-world``; see :meth:`predict`).
 
     Args:
         network: torch module (or callable) mapping ``(B, C, *roi)`` windows to ``(B, C', *roi)``;
@@ -99,15 +143,17 @@ class ChunkedInference:
         tta: optional :class:`~monai_em.inference.tta.TestTimeFlips`.
         output_dtype: ``"uint8"`` (``round(255 * p)``, as PyTC; needs probabilities), ``"float16"``
             or ``"float32"``; used for the chunk files and the stitched volume.
-        intensity_scale: ``"auto"`` (integer input divided by its dtype max), a factor, or None.
+        intensity_scale: ``"auto"`` (integer input divided by its dtype max), a factor (the input
+            is multiplied by it and clipped to [0, 1], as training's ``1 / intensity_max``), or None.
         device: device of the windows (default: the network's); the blend buffer stays on the CPU.
         output_file: stitched HDF5 path (default ``<output_dir>/prediction.h5``).
         output_dataset: dataset name in ``output_file``.
-        section_dir / section_ext: also save the stitched volume as one ``png``/``tif`` per section.
+        section_dir / section_ext: also save the stitched volume as one ``png``/``tif`` per section
+            (``png`` needs ``output_dtype="uint8"``).
         compression: HDF5 compression of chunk and output files (e.g. ``"gzip"``), default none.
         rank / world_size: this process's share of chunks; default torch.distributed, else env
             ``RANK`` / ``WORLD_SIZE``, else 0 / 1.
-        stitch: stitch after predicting (rank 0 only, once every chunk file exists).
+        stitch: stitch after predicting (rank 0 only, once every chunk file exists with this fingerprint).
         progress: tqdm bar over chunks (with ETA) on stderr.
         input_dataset: HDF5 dataset name when the source is an HDF5 path.
 
@@ -175,6 +221,8 @@ class ChunkedInference:
             raise ValueError(f"output_dtype must be one of {OUTPUT_DTYPES}, got {output_dtype!r}")
         if section_ext not in ("png", "tif", "tiff"):
             raise ValueError(f"section_ext must be 'png' or 'tif', got {section_ext!r}")
+        if section_dir is not None and section_ext == "png" and output_dtype != "uint8":
+            raise ValueError(f"section_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}; use 'tif'")
         self.mode, self.sigma_scale, self.sw_batch_size = mode, sigma_scale, int(sw_batch_size)
         self.weights = window_weights(self.roi, mode, sigma_scale)
         self.output_dtype, self.intensity_scale, self.device = output_dtype, intensity_scale, device
@@ -185,9 +233,46 @@ class ChunkedInference:
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self.do_stitch, self.progress, self.input_dataset = stitch, progress, input_dataset
 
-    def chunk_ids(self) -> range:
-        """The chunk ids this rank predicts."""
-        return split_rank_world(self.n_chunks, self.rank, self.world_size)
+    def settings(self) -> dict:
+        """The settings that change the chunk files' contents (part of the fingerprint)."""
+        return {
+            "roi": list(self.roi), "pad_size": list(self.pad_size), "overlap": list(self.overlap),
+            "mode": self.mode, "sigma_scale": np.asarray(self.sigma_scale, dtype=float).tolist(),
+            "activation": self.predictor.activation, "tta": repr(self.predictor.tta),
+            "output_dtype": self.output_dtype,
+            "intensity_scale": self.intensity_scale if isinstance(self.intensity_scale, (str, type(None)))
+            else float(self.intensity_scale),
+            "spatial_dims": self.predictor.spatial_dims, "chunk_num": list(self.chunk_num),
+        }  # fmt: skip
+
+    def fingerprint(self) -> str:
+        """SHA-1 of the network's weights (:func:`network_digest`) and :meth:`settings`, stored in each chunk file."""
+        text = json.dumps(
+            {"network": network_digest(self.predictor.network), **self.settings()}, sort_keys=True
+        )
+        return hashlib.sha1(text.encode()).hexdigest()
+
+    def missing_chunk_ids(self, shape: Sequence[int], fingerprint: str | None = None) -> list[int]:
+        """Chunk ids of a ``(Z, Y, X)`` volume without a file holding ``fingerprint`` (default: :meth:`fingerprint`)."""
+        fingerprint = self.fingerprint() if fingerprint is None else fingerprint
+        return [
+            i
+            for i in range(self.n_chunks)
+            if read_fingerprint(chunk_path(self.output_dir, chunk_box(shape, self.chunk_num, i, train=False)))
+            != fingerprint
+        ]
+
+    def chunk_ids(self, shape: Sequence[int] | None = None, fingerprint: str | None = None) -> list[int]:
+        """This rank's chunk ids.
+
+        With ``shape``: a contiguous share of :meth:`missing_chunk_ids` (every rank lists the same
+        missing chunks when they list before any rank writes, so shares are disjoint and balanced).
+        Without: a contiguous share of all chunk ids (the static ``rank-world`` split of independent jobs).
+        """
+        if shape is None:
+            return list(split_rank_world(self.n_chunks, self.rank, self.world_size))
+        missing = self.missing_chunk_ids(shape, fingerprint)
+        return [missing[i] for i in split_rank_world(len(missing), self.rank, self.world_size)]
 
     def predict_chunk(self, source, chunk_id: int) -> np.ndarray:
         """Prediction ``(C', z, y, x)`` of one unpadded chunk, in ``output_dtype``."""
@@ -208,31 +293,53 @@ class ChunkedInference:
         crop = tuple(slice(a - ra, b - ra) for (a, b), (ra, _) in zip(box, read, strict=True))
         return to_output_dtype(out[(slice(None), *crop)], self.output_dtype, f"chunk {chunk_name(box)}")
 
-    def predict(self, source) -> list[Path]:
-        """Predict this rank's chunks that have no output file yet; returns this rank's chunk files."""
+    def predict(self, source, fingerprint: str | None = None) -> list[Path]:
+        """Predict this rank's chunks that have no file with the current fingerprint; returns the files written.
+
+        Under ``torch.distributed`` (and with one process) the chunks still missing are listed first
+        and split between ranks, and ranks meet at a barrier before anyone writes. Independent jobs
+        (``rank``/``world_size`` without ``torch.distributed``) keep the static split of all chunk ids
+        and skip finished ones, so jobs started at different times still cover every chunk once.
+        """
         source = open_volume(source, dataset=self.input_dataset)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        fingerprint = self.fingerprint() if fingerprint is None else fingerprint  # once per run
+        synced = _distributed() and self.world_size > 1
+        if synced or self.world_size == 1:
+            ids = self.chunk_ids(source.shape, fingerprint)
+            if synced:
+                torch.distributed.barrier()  # every rank has listed the missing chunks before any writes
+        else:
+            missing = set(self.missing_chunk_ids(source.shape, fingerprint))
+            ids = [i for i in self.chunk_ids() if i in missing]
         paths = []
-        ids = self.chunk_ids()
         bar = tqdm(ids, desc=f"chunks (rank {self.rank}/{self.world_size})", unit="chunk",
                    disable=not self.progress, file=sys.stderr)  # fmt: skip
         for chunk_id in bar:
             box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
             path = chunk_path(self.output_dir, box)
-            paths.append(path)
             if path.exists():
-                bar.set_postfix_str(f"{path.name} exists, skipped")
-                continue
+                logger.warning("chunk file %s was written by another network or other settings "
+                               "(fingerprint %s, now %s): recomputing it",
+                               path, read_fingerprint(path), fingerprint)  # fmt: skip
             for stale in self.output_dir.glob(f".{path.stem}.*.tmp{CHUNK_SUFFIX}"):  # left by a killed run
                 stale.unlink(missing_ok=True)
-            _write_chunk(path, self.predict_chunk(source, chunk_id), box, self.compression)
+            try:
+                pred = self.predict_chunk(source, chunk_id)
+            except Exception as e:
+                raise named_error(e, f"predicting chunk {chunk_id} ({chunk_name(box)}) failed") from e
+            _write_chunk(path, pred, box, self.compression, fingerprint)
+            paths.append(path)
         return paths
 
-    def stitch(self, shape: Sequence[int]) -> Path:
-        """Stitch all chunk files of a volume of ``(Z, Y, X)`` ``shape`` into :attr:`output_file`."""
+    def stitch(self, shape: Sequence[int], fingerprint: str | None = None) -> Path:
+        """Stitch all chunk files of a volume of ``(Z, Y, X)`` ``shape`` into :attr:`output_file`.
+
+        Every chunk file must hold ``fingerprint`` (default: :meth:`fingerprint`, this network and settings).
+        """
         out = stitch_chunks(
             self.output_dir, shape, self.chunk_num, self.output_file, self.output_dataset, self.compression,
-            progress=self.progress,
+            progress=self.progress, fingerprint=self.fingerprint() if fingerprint is None else fingerprint,
         )  # fmt: skip
         if self.section_dir is not None:
             save_sections(out, self.section_dir, self.section_ext, self.output_dataset)
@@ -241,18 +348,25 @@ class ChunkedInference:
     def __call__(self, source) -> Path | None:
         """Predict this rank's chunks, then (rank 0) stitch; returns the output file, or None."""
         source = open_volume(source, dataset=self.input_dataset)
-        self.predict(source)
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized() and self.world_size > 1:
-            dist.barrier()
+        fingerprint = self.fingerprint()
+        self.predict(source, fingerprint)
+        if _distributed() and self.world_size > 1:
+            torch.distributed.barrier()
         if not self.do_stitch or self.rank != 0:
             return None
-        missing = _missing_chunks(self.output_dir, source.shape, self.chunk_num)
+        missing = self.missing_chunk_ids(source.shape, fingerprint)
         if missing:
-            logger.warning("not stitching yet: %d chunk files missing (other ranks still running?), e.g. %s",
-                           len(missing), missing[0])  # fmt: skip
+            box = chunk_box(source.shape, self.chunk_num, missing[0], train=False)
+            logger.warning("not stitching yet: %d chunk files missing or from another network/settings "
+                           "(other ranks still running?), e.g. %s",
+                           len(missing), chunk_path(self.output_dir, box))  # fmt: skip
             return None
-        return self.stitch(source.shape)
+        return self.stitch(source.shape, fingerprint)
+
+
+def _distributed() -> bool:
+    dist = torch.distributed
+    return dist.is_available() and dist.is_initialized()
 
 
 def predict_chunks(network: Callable, source, output_dir, roi_size: Sequence[int], **kwargs) -> list[Path]:
@@ -278,14 +392,18 @@ def stitch_chunks(
     dataset: str = "main",
     compression: str | None = None,
     progress: bool = False,
+    fingerprint: str | None = None,
 ) -> Path:
     """Copy every chunk file into one ``(C, Z, Y, X)`` HDF5 dataset, one chunk in memory at a time.
 
-    The output is written to a temporary file and renamed when complete.
+    The output is written to a temporary file and renamed when complete; its dataset keeps the
+    chunks' fingerprint (attribute ``fingerprint``).
 
     Raises:
         FileNotFoundError: chunk files are missing (the message counts them and names the first).
-        ValueError: a chunk file's shape, channels or dtype disagrees with the others.
+        ValueError: a chunk file's shape, channels or dtype disagrees with the others, or the chunk
+            files hold different fingerprints (written by different networks or settings), or one
+            differs from ``fingerprint`` when given.
     """
     shape = tuple(int(s) for s in shape)
     missing = _missing_chunks(chunk_dir, shape, chunk_num)
@@ -311,12 +429,24 @@ def stitch_chunks(
                 path = chunk_path(chunk_dir, box)
                 with h5py.File(path, "r") as h5:
                     data = h5[CHUNK_DATASET][()]
+                    found = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
+                found = found.decode() if isinstance(found, bytes) else found
+                if chunk_id == 0:
+                    first = (path, found)
+                    if fingerprint is not None and found != fingerprint:
+                        raise ValueError(f"chunk file {path} has fingerprint {found}, expected {fingerprint} "
+                                         "(written by another network or settings): rerun the prediction")  # fmt: skip
+                elif found != first[1]:
+                    raise ValueError(f"cannot stitch chunk files of different networks or settings: {path} has "
+                                     f"fingerprint {found}, {first[0]} has {first[1]}; rerun the prediction")  # fmt: skip
                 want = tuple(b - a for a, b in box)
                 if data.ndim != 4 or data.shape[1:] != want:
                     raise ValueError(f"chunk file {path} holds shape {data.shape}, expected (C, {want})")
                 if ds is None:
                     ds = out.create_dataset(dataset, shape=(data.shape[0], *shape), dtype=data.dtype,
                                             compression=compression, chunks=True)  # fmt: skip
+                    if found is not None:
+                        ds.attrs[FINGERPRINT_ATTR] = found
                 elif data.shape[0] != ds.shape[0] or data.dtype != ds.dtype:
                     raise ValueError(f"chunk file {path} has {data.shape[0]} channels of {data.dtype}, "
                                      f"other chunks {ds.shape[0]} of {ds.dtype}")  # fmt: skip

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -131,6 +132,7 @@ def main(argv=None) -> None:
     )  # fmt: skip
 
     print("[3/4] chunked inference of the test volume with the bundle")
+    shutil.rmtree(out / "prediction", ignore_errors=True)  # never score a previous run's chunks
     run_bundle(
         ["inference.yaml"], out, out / "inference.log", "--image_json", paths["test_image"],
         "--output_dir", out / "prediction", "--infer_chunk_num", "[1, 2, 2]",

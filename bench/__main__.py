@@ -7,7 +7,9 @@ from pathlib import Path
 
 
 def main() -> None:
-    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)]) if not m.name.startswith("_")
+    )
     for name in names:
         print(f"\n=== bench.{name}", flush=True)
         module = importlib.import_module(f"bench.{name}")

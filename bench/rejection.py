@@ -80,8 +80,14 @@ def sparse_label(shape, sample, test, seed=0):
 def run_mode(data, aug, exact: bool, n: int, seed: int, reject_p: float = REJECT_P):
     counting = CountingAugmentor(aug)
     crop = RandRejectionCropd(
-        ["image", "label"], "label", size_thres=SIZE_THRES, reject_p=reject_p, num_samples=n,
-        max_trials=1000, augment=counting, exact=exact,
+        ["image", "label"],
+        "label",
+        size_thres=SIZE_THRES,
+        reject_p=reject_p,
+        num_samples=n,
+        max_trials=1000,
+        augment=counting,
+        exact=exact,
     )
     crop.set_random_state(seed)
     t0 = time.perf_counter()
@@ -114,7 +120,9 @@ def main(argv=None) -> None:
     integral_volume(label[0] != 0)
     t_table = time.perf_counter() - t0
     theory = 1 / (f + (1 - f) * (1 - REJECT_P))
-    print(f"volume {SHAPE}, sample {sample} -> input {INPUT_SIZE}, {n_blobs} blobs, size_thres {SIZE_THRES}, P {REJECT_P}")
+    print(
+        f"volume {SHAPE}, sample {sample} -> input {INPUT_SIZE}, {n_blobs} blobs, size_thres {SIZE_THRES}, P {REJECT_P}"
+    )
     print(f"passing positions f = {f:.4f}; expected draws per sample 1/(f+(1-f)(1-P)) = {theory:.2f}")
     print(f"integral volume build: {t_table * 1e3:.1f} ms (once per volume, cached)")
     fidelity = "decide-then-augment, P=1"  # how often a geometric accept still passes after augmenting
@@ -122,11 +130,17 @@ def main(argv=None) -> None:
     for r in range(args.repeats):
         results["decide-then-augment"].append(run_mode(data, aug, False, args.samples, seed=100 + r))
         results[fidelity].append(run_mode(data, aug, False, args.samples, seed=300 + r, reject_p=1.0))
-        results["augment-then-test (exact)"].append(run_mode(data, aug, True, args.exact_samples, seed=200 + r))
+        results["augment-then-test (exact)"].append(
+            run_mode(data, aug, True, args.exact_samples, seed=200 + r)
+        )
     med = {k: {m: statistics.median(x[m] for x in v) for m in v[0]} for k, v in results.items()}
-    print(f"{'mode':32s} {'samples/s':>10s} {'aug/sample':>11s} {'draws':>7s} {'augmented label passes':>23s}")
+    print(
+        f"{'mode':32s} {'samples/s':>10s} {'aug/sample':>11s} {'draws':>7s} {'augmented label passes':>23s}"
+    )
     for k, m in med.items():
-        print(f"{k:32s} {m['samples_per_s']:10.2f} {m['aug_per_sample']:11.2f} {m['trials']:7.2f} {m['augmented_pass']:23.2f}")
+        print(
+            f"{k:32s} {m['samples_per_s']:10.2f} {m['aug_per_sample']:11.2f} {m['trials']:7.2f} {m['augmented_pass']:23.2f}"
+        )
     speed = med["decide-then-augment"]["samples_per_s"] / med["augment-then-test (exact)"]["samples_per_s"]
     expected_pass = f / (f + (1 - f) * (1 - REJECT_P))
     print(f"expected passing share of accepted samples at P={REJECT_P}: {expected_pass:.2f} (both modes)")

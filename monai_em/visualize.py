@@ -46,7 +46,9 @@ def overlay(image, label=None, alpha: float = 0.45) -> np.ndarray:
     return np.where(fg, (1 - alpha) * grey + alpha * colors, grey).astype(np.uint8)
 
 
-def save_panels(panels: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, gap: int = 4) -> None:
+def save_panels(
+    panels: Sequence[np.ndarray], titles: Sequence[str], path: str | os.PathLike, gap: int = 4
+) -> None:
     """Save ``(Y, X)`` or ``(Y, X, 3)`` uint8 panels side by side with a title above each."""
     panels = [np.repeat(p[..., None], 3, -1) if p.ndim == 2 else p for p in map(np.asarray, panels)]
     height = max(p.shape[0] for p in panels) + 16

@@ -10,14 +10,18 @@ import pytest
 
 from monai_em.data.synthetic import make_em_volume
 
-SHARED_DATA = Path(os.environ.get("MONAI_EM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+SHARED_DATA = Path(
+    os.environ.get("MONAI_EM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data")
+)
 
 
 def shared_path(*parts: str) -> Path:
     """Path inside the shared real-data folder, or skip the test saying what is missing."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"real EM data not available: {path} is missing (set MONAI_EM_SHARED_DATA to the shared/data folder)")
+        pytest.skip(
+            f"real EM data not available: {path} is missing (set MONAI_EM_SHARED_DATA to the shared/data folder)"
+        )
     return path
 
 

@@ -1,18 +1,49 @@
-"""monai_em: connectomics (EM) data loading for MONAI."""
+"""monai_em: connectomics (EM) data loading for MONAI.
+
+The most used names are re-exported here; everything else lives in ``monai_em.transforms``,
+``monai_em.data``, ``monai_em.inference`` and ``monai_em.config``.
+"""
 
 __version__ = "0.1.0"
 
-from .data import HDF5Reader, SyntheticEM, make_em_volume, read_hdf5, write_tiled_volume  # noqa: E402
-from .data import TileDataset, TileVolume, open_volume, write_tile_json  # noqa: E402
-from .transforms import Margin, keys_and_modes  # noqa: E402
+from .data import (  # noqa: E402
+    HDF5Reader,
+    MultiVolumeDataset,
+    RandVolumePicker,
+    SyntheticEM,
+    TileDataset,
+    TileVolume,
+    make_em_volume,
+    open_volume,
+    read_hdf5,
+    write_tile_json,
+    write_tiled_volume,
+)
+from .inference import (  # noqa: E402
+    ChunkedInference,
+    ImageListInference,
+    TestTimeFlips,
+    predict_chunks,
+    predict_images,
+    predict_sections,
+    read_path_list,
+    stitch_chunks,
+)
 from .losses import VoxelWeightedLoss  # noqa: E402
-from .transforms import AffinityTarget, AffinityTargetd, BoundaryTarget, BoundaryTargetd, ValidMaskToWeightd  # noqa: E402
 from .transforms import (  # noqa: E402
+    AffinityTarget,
+    AffinityTargetd,
+    BoundaryTarget,
+    BoundaryTargetd,
+    EMAugmentor,
+    Margin,
     RandCopyPasted,
     RandCutBlur,
     RandCutBlurd,
     RandCutNoise,
     RandCutNoised,
+    RandFlipTranspose,
+    RandFlipTransposed,
     RandGrayscale,
     RandGrayscaled,
     RandMisAlignment,
@@ -25,28 +56,15 @@ from .transforms import (  # noqa: E402
     RandMixupd,
     RandMotionBlur,
     RandMotionBlurd,
-)
-from .data import MultiVolumeDataset, RandVolumePicker  # noqa: E402
-from .transforms import RandRejectionCropd, RejectionSampler  # noqa: E402
-from .transforms import (  # noqa: E402
-    EMAugmentor,
-    RandFlipTranspose,
-    RandFlipTransposed,
+    RandRejectionCropd,
     RandRescale,
     RandRescaled,
     RandRotateXY,
     RandRotateXYd,
     RandSectionElastic,
     RandSectionElasticd,
+    RejectionSampler,
+    ValidMaskToWeightd,
     default_em_transforms,
-)
-from .inference import (  # noqa: E402
-    ChunkedInference,
-    ImageListInference,
-    TestTimeFlips,
-    predict_chunks,
-    predict_images,
-    predict_sections,
-    read_path_list,
-    stitch_chunks,
+    keys_and_modes,
 )

@@ -51,7 +51,8 @@ class Margin:
 
     def grow(self, size: Sequence[int]) -> tuple[int, ...]:
         return tuple(
-            int(math.ceil(round(s * r, 6))) + 2 * int(a) for s, r, a in zip(size, self.ratio, self.add, strict=True)
+            int(math.ceil(round(s * r, 6))) + 2 * int(a)
+            for s, r, a in zip(size, self.ratio, self.add, strict=True)
         )
 
 

@@ -103,8 +103,14 @@ def box_count(table: np.ndarray, start: Sequence[int], size: Sequence[int]) -> i
         z1, y1, x1 = hi
         t = table
         return int(
-            int(t[z1, y1, x1]) - int(t[z0, y1, x1]) - int(t[z1, y0, x1]) - int(t[z1, y1, x0])
-            + int(t[z0, y0, x1]) + int(t[z0, y1, x0]) + int(t[z1, y0, x0]) - int(t[z0, y0, x0])
+            int(t[z1, y1, x1])
+            - int(t[z0, y1, x1])
+            - int(t[z1, y0, x1])
+            - int(t[z1, y1, x0])
+            + int(t[z0, y0, x1])
+            + int(t[z0, y1, x0])
+            + int(t[z1, y0, x0])
+            - int(t[z0, y0, x0])
         )
     total = 0
     for corner in itertools.product((0, 1), repeat=len(lo)):
@@ -120,7 +126,14 @@ def _fingerprint(array) -> tuple:
     For numpy, in-place edits are only seen if they touch a voxel of a coarse sampling grid.
     """
     if isinstance(array, torch.Tensor):
-        return ("torch", array.data_ptr(), tuple(array.shape), tuple(array.stride()), array._version, str(array.device))
+        return (
+            "torch",
+            array.data_ptr(),
+            tuple(array.shape),
+            tuple(array.stride()),
+            array._version,
+            str(array.device),
+        )
     a = np.asarray(array)
     grid = a[tuple(slice(None, None, max(1, n // 4)) for n in a.shape)]  # <= 5 per axis, never a full copy
     return ("numpy", a.__array_interface__["data"][0], a.shape, a.strides, grid.tobytes())

@@ -147,7 +147,9 @@ class RejectionSampler(Randomizable):
     def padding(self, shape: Sequence[int], name: str = "label") -> np.ndarray:
         """Voxels mirrored before each axis (0 where the volume is large enough)."""
         if len(shape) != len(self.spatial_size):
-            raise ValueError(f"'{name}' has spatial shape {tuple(shape)}, expected {len(self.spatial_size)} axes")
+            raise ValueError(
+                f"'{name}' has spatial shape {tuple(shape)}, expected {len(self.spatial_size)} axes"
+            )
         short = [max(0, s - n) for n, s in zip(shape, self.spatial_size, strict=True)]
         if any(short) and self.pad_mode is None:
             raise ValueError(
@@ -165,7 +167,10 @@ class RejectionSampler(Randomizable):
             mask = nonzero_mask(array)
             if any(n < s for n, s in zip(shape, self.spatial_size, strict=True)):  # pad may be 0 for 1 short
                 stops = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
-                idx = [reflect_indices(-int(p), int(st - p), n) for p, st, n in zip(pad, stops, shape, strict=True)]
+                idx = [
+                    reflect_indices(-int(p), int(st - p), n)
+                    for p, st, n in zip(pad, stops, shape, strict=True)
+                ]
                 mask = mask[np.ix_(*idx)]
             return integral_volume(mask)
 
@@ -185,12 +190,18 @@ class RejectionSampler(Randomizable):
     def draw_start(self, padded_shape: Sequence[int]) -> np.ndarray:
         """A uniform start in ``[0, L - s]`` per axis of the (padded) volume, int64."""
         return np.asarray(
-            [self.R.randint(0, n - s + 1, dtype=np.int64) for n, s in zip(padded_shape, self.spatial_size, strict=True)],
+            [
+                self.R.randint(0, n - s + 1, dtype=np.int64)
+                for n, s in zip(padded_shape, self.spatial_size, strict=True)
+            ],
             dtype=np.int64,
         )
 
     def give_up(self, name: str, best: dict) -> None:
-        seen = ", ".join(f"best {k} seen {v:.4g}" if isinstance(v, float) else f"best {k} seen {v}" for k, v in best.items())
+        seen = ", ".join(
+            f"best {k} seen {v:.4g}" if isinstance(v, float) else f"best {k} seen {v}"
+            for k, v in best.items()
+        )
         warnings.warn(
             f"rejection sampling of '{name}': no acceptable crop in max_trials={self.max_trials} draws "
             f"(size_thres={self.size_thres}, reject_p={self.reject_p}, valid_ratio={self.valid_ratio}, "
@@ -199,7 +210,9 @@ class RejectionSampler(Randomizable):
             stacklevel=3,
         )
 
-    def sample(self, label, valid=None, label_name: str = "label", valid_name: str = "valid_mask") -> CropDraw:
+    def sample(
+        self, label, valid=None, label_name: str = "label", valid_name: str = "valid_mask"
+    ) -> CropDraw:
         """Draw until accepted (or ``max_trials``); ``label``/``valid`` are ``(C, *spatial)``."""
         shape = tuple(int(s) for s in label.shape[1:])
         if valid is not None and tuple(valid.shape[1:]) != shape:
@@ -217,7 +230,11 @@ class RejectionSampler(Randomizable):
             start = self.draw_start(padded)
             test_start = start + self.test_offset
             fg = box_count(fg_table, test_start, self.test_size) if need_fg else 0
-            vf = box_count(valid_table, test_start, self.test_size) / test_volume if valid is not None else None
+            vf = (
+                box_count(valid_table, test_start, self.test_size) / test_volume
+                if valid is not None
+                else None
+            )
 
             def n_ids(start=start):
                 return _unique_count(label, start - pad + self.test_offset, self.test_size, shape)
@@ -343,7 +360,15 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
         if int(num_samples) < 1:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         self.sampler = RejectionSampler(
-            spatial_size, test_size, size_thres, reject_p, diversity, valid_ratio, max_trials, pad_mode, cache_size
+            spatial_size,
+            test_size,
+            size_thres,
+            reject_p,
+            diversity,
+            valid_ratio,
+            max_trials,
+            pad_mode,
+            cache_size,
         )
         self.label_key = label_key
         self.valid_key = valid_key
@@ -371,8 +396,14 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
     def _check(self, d: Mapping[Hashable, Any]) -> None:
         for key in (self.label_key, self.valid_key):
             if key is not None and key not in d:
-                raise ValueError(f"RandRejectionCropd: key '{key}' is not in the data (keys present: {list(d)})")
-        names = list(dict.fromkeys([*self.key_iterator(d), self.label_key, *([self.valid_key] if self.valid_key else [])]))
+                raise ValueError(
+                    f"RandRejectionCropd: key '{key}' is not in the data (keys present: {list(d)})"
+                )
+        names = list(
+            dict.fromkeys(
+                [*self.key_iterator(d), self.label_key, *([self.valid_key] if self.valid_key else [])]
+            )
+        )
         shapes = {k: tuple(int(s) for s in d[k].shape[1:]) for k in names}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"RandRejectionCropd: keys must share one spatial shape, got {shapes}")
@@ -402,7 +433,9 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
         for trial in range(1, s.max_trials + 1):
             start = s.draw_start(padded) - pad
             cropped = dict(d)
-            for key in dict.fromkeys([*self.key_iterator(d), self.label_key, *([self.valid_key] if self.valid_key else [])]):
+            for key in dict.fromkeys(
+                [*self.key_iterator(d), self.label_key, *([self.valid_key] if self.valid_key else [])]
+            ):
                 cropped[key] = crop_region(d[key], start, s.spatial_size)
             out = self.augment(cropped)
             label = _tested(out[self.label_key], s.test_size)

@@ -48,7 +48,8 @@ def test_box_counts_equal_brute_force(case):
     starts = np.asarray([b[0] for b in boxes])
     sizes = np.asarray([b[1] for b in boxes])
     brute = [
-        np.count_nonzero(values[tuple(slice(a, a + s) for a, s in zip(b0, b1, strict=True))]) for b0, b1 in boxes
+        np.count_nonzero(values[tuple(slice(a, a + s) for a, s in zip(b0, b1, strict=True))])
+        for b0, b1 in boxes
     ]
     np.testing.assert_array_equal(box_counts(table, starts, sizes), brute)
 
@@ -89,7 +90,7 @@ def test_cache_reuses_table_for_same_array_and_rebuilds_after_change():
     cache = IntegralCache(size=2)
     a = np.zeros((1, 4, 4, 4), np.int32)
     t = torch.zeros((1, 4, 4, 4), dtype=torch.int32)
-    build = lambda x: (lambda: integral_volume(nonzero_mask(x)))  # noqa: E731
+    build = lambda x: lambda: integral_volume(nonzero_mask(x))  # noqa: E731
     cache.get(a, build(a))
     cache.get(a, build(a))
     assert cache.builds == 1

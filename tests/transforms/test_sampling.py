@@ -53,7 +53,14 @@ def test_every_crop_meets_threshold_with_p1_and_sits_where_it_says(kind):
     label = blobs()
     image = coords_image(label.shape[1:])
     crop = RandRejectionCropd(
-        ["image", "label"], "label", CROP, test_size=TEST, size_thres=10, reject_p=1.0, num_samples=30, max_trials=10_000
+        ["image", "label"],
+        "label",
+        CROP,
+        test_size=TEST,
+        size_thres=10,
+        reject_p=1.0,
+        num_samples=30,
+        max_trials=10_000,
     ).set_random_state(3)
     data = {"image": as_type(image, kind), "label": as_type(label, kind)}
     outs = crop(data)
@@ -96,7 +103,13 @@ def test_real_sparse_labels_fib25(fib25):
     small = ids[(sizes > 50) & (sizes < 2200)]  # a dozen small neurons: ~2% of the voxels
     label = np.where(np.isin(gt, small), gt, 0)[None]
     crop = RandRejectionCropd(
-        ["label"], "label", (8, 32, 32), test_size=(4, 16, 16), size_thres=20, reject_p=1.0, num_samples=10,
+        ["label"],
+        "label",
+        (8, 32, 32),
+        test_size=(4, 16, 16),
+        size_thres=20,
+        reject_p=1.0,
+        num_samples=10,
         max_trials=10_000,
     ).set_random_state(0)
     with warnings.catch_warnings():
@@ -109,7 +122,14 @@ def test_real_sparse_labels_fib25(fib25):
 def test_diversity_counts_background_too():
     label = blobs(n=8, seed=2)
     crop = RandRejectionCropd(
-        ["label"], "label", CROP, test_size=TEST, diversity=3, reject_p=1.0, num_samples=20, max_trials=100_000
+        ["label"],
+        "label",
+        CROP,
+        test_size=TEST,
+        diversity=3,
+        reject_p=1.0,
+        num_samples=20,
+        max_trials=100_000,
     ).set_random_state(1)
     for o in crop({"label": label}):
         assert len(np.unique(centre(o["label"]))) >= 3
@@ -120,14 +140,27 @@ def test_half_annotated_volume_gives_crops_only_from_annotated_side():
     valid = np.zeros_like(label, dtype=np.uint8)
     valid[..., :24] = 1  # left half annotated
     crop = RandRejectionCropd(
-        ["label", "valid"], "label", CROP, valid_key="valid", test_size=TEST, valid_ratio=0.999,
-        num_samples=40, max_trials=1000,
+        ["label", "valid"],
+        "label",
+        CROP,
+        valid_key="valid",
+        test_size=TEST,
+        valid_ratio=0.999,
+        num_samples=40,
+        max_trials=1000,
     ).set_random_state(0)
     for o in crop({"label": label, "valid": valid}):
         assert o["crop_start"][2] + OFF[2] + TEST[2] <= 24  # tested region fully inside the annotated side
         assert to_numpy(centre(o["valid"])).all()
     half = RandRejectionCropd(
-        ["valid"], "label", CROP, valid_key="valid", test_size=TEST, valid_ratio=0.5, num_samples=40, max_trials=1000
+        ["valid"],
+        "label",
+        CROP,
+        valid_key="valid",
+        test_size=TEST,
+        valid_ratio=0.5,
+        num_samples=40,
+        max_trials=1000,
     ).set_random_state(0)
     for o in half({"label": label, "valid": valid}):
         assert to_numpy(centre(o["valid"])).mean() > 0.5  # strict >: exactly half is rejected
@@ -137,7 +170,9 @@ def test_no_acceptable_crop_stops_at_max_trials_and_warns():
     label = blobs()
     valid = np.zeros_like(label)
     crop = RandRejectionCropd(["label"], "label", CROP, valid_key="valid", size_thres=5, max_trials=7)
-    with pytest.warns(RuntimeWarning, match=r"'label'.*max_trials=7.*size_thres=5.*best valid fraction seen 0"):
+    with pytest.warns(
+        RuntimeWarning, match=r"'label'.*max_trials=7.*size_thres=5.*best valid fraction seen 0"
+    ):
         (out,) = crop({"label": label, "valid": valid})
     assert out["rejection_trials"] == 7
 
@@ -157,9 +192,13 @@ def test_too_small_volume_errors_or_reflect_pads():
     label = blobs((3, 10, 40), n=0)
     image = coords_image((3, 10, 40))
     crop = RandRejectionCropd(["image", "label"], "label", CROP)
-    with pytest.raises(ValueError, match=r"'label' of spatial shape \(3, 10, 40\) is smaller than spatial_size \(4, 16, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"'label' of spatial shape \(3, 10, 40\) is smaller than spatial_size \(4, 16, 16\)"
+    ):
         crop({"image": image, "label": label})
-    padded = RandRejectionCropd(["image", "label"], "label", CROP, pad_mode="reflect", num_samples=5).set_random_state(0)
+    padded = RandRejectionCropd(
+        ["image", "label"], "label", CROP, pad_mode="reflect", num_samples=5
+    ).set_random_state(0)
     ref = np.pad(image, ((0, 0), (0, 1), (3, 3), (0, 0)), mode="reflect")  # short axes split evenly
     for o in padded({"image": image, "label": label}):
         z, y, x = o["crop_start"]
@@ -173,7 +212,13 @@ def test_crop_on_axis_longer_than_65535():
     label[0, 0, 1, 68_123] = 1
     image = np.broadcast_to(np.arange(n, dtype=np.int64), (1, 1, 2, n))
     crop = RandRejectionCropd(
-        ["image", "label"], "label", (1, 2, 100), size_thres=1, reject_p=1.0, max_trials=100_000, num_samples=3
+        ["image", "label"],
+        "label",
+        (1, 2, 100),
+        size_thres=1,
+        reject_p=1.0,
+        max_trials=100_000,
+        num_samples=3,
     ).set_random_state(5)
     for o in crop({"image": image, "label": label}):
         x = int(o["crop_start"][2])
@@ -184,7 +229,9 @@ def test_crop_on_axis_longer_than_65535():
 
 def test_same_seed_same_crops_different_seed_differs_and_table_reused():
     label = blobs()
-    kw = dict(keys=["label"], label_key="label", spatial_size=CROP, size_thres=10, reject_p=0.9, num_samples=8)
+    kw = dict(
+        keys=["label"], label_key="label", spatial_size=CROP, size_thres=10, reject_p=0.9, num_samples=8
+    )
     a = RandRejectionCropd(**kw).set_random_state(11)
     b = RandRejectionCropd(**kw).set_random_state(11)
     c = RandRejectionCropd(**kw).set_random_state(12)
@@ -207,7 +254,9 @@ def test_inside_compose_gives_list_of_dicts():
     outs = pipe({"image": label.float(), "label": label})
     assert isinstance(outs, list) and len(outs) == 3
     for o in outs:
-        assert o["image"].shape == (1, *CROP) and torch.equal(o["image"].as_tensor().long(), o["label"].as_tensor().long())
+        assert o["image"].shape == (1, *CROP) and torch.equal(
+            o["image"].as_tensor().long(), o["label"].as_tensor().long()
+        )
 
 
 def flip_and_centre(d):
@@ -223,13 +272,22 @@ def flip_and_centre(d):
 def test_exact_mode_tests_the_augmented_label():
     label = blobs()
     crop = RandRejectionCropd(
-        ["label"], "label", CROP, size_thres=10, reject_p=1.0, augment=flip_and_centre, exact=True,
-        num_samples=10, max_trials=10_000,
+        ["label"],
+        "label",
+        CROP,
+        size_thres=10,
+        reject_p=1.0,
+        augment=flip_and_centre,
+        exact=True,
+        num_samples=10,
+        max_trials=10_000,
     ).set_random_state(0)
     for o in crop({"label": label}):
         assert tuple(o["label"].shape[1:]) == TEST and np.count_nonzero(to_numpy(o["label"])) >= 10
         z, y, x = o["crop_start"] + OFF
-        np.testing.assert_array_equal(to_numpy(o["label"]), label[:, z : z + 2, y : y + 8, x : x + 8][..., ::-1])
+        np.testing.assert_array_equal(
+            to_numpy(o["label"]), label[:, z : z + 2, y : y + 8, x : x + 8][..., ::-1]
+        )
     with pytest.raises(ValueError, match="needs an `augment`"):
         RandRejectionCropd(["label"], "label", CROP, exact=True)
 
@@ -262,12 +320,22 @@ def test_inside_emaugmentor_pipeline_and_reproducible(synthetic_small):
 
     aug = EMAugmentor.from_targets((4, 32, 32), {"image": "img", "label": "mask", "valid": "mask"})
     vol = synthetic_small
-    data = {"image": vol.image[None], "label": vol.mito[None], "valid": np.ones_like(vol.mito[None], np.uint8)}
+    data = {
+        "image": vol.image[None],
+        "label": vol.mito[None],
+        "valid": np.ones_like(vol.mito[None], np.uint8),
+    }
     pipe = Compose(
         [
             RandRejectionCropd(
-                ["image", "label", "valid"], "label", aug.sample_size, valid_key="valid",
-                test_size=aug.input_size, size_thres=1, reject_p=0.9, num_samples=2,
+                ["image", "label", "valid"],
+                "label",
+                aug.sample_size,
+                valid_key="valid",
+                test_size=aug.input_size,
+                size_thres=1,
+                reject_p=0.9,
+                num_samples=2,
             ),
             aug,
         ]
@@ -279,7 +347,13 @@ def test_inside_emaugmentor_pipeline_and_reproducible(synthetic_small):
         assert o["image"].shape[1:] == (4, 32, 32) and o["valid"].shape[1:] == (4, 32, 32)
         assert o["label"].dtype == torch.int32
     inner = RandRejectionCropd(
-        ["image", "label", "valid"], "label", valid_key="valid", augment=aug, exact=True, size_thres=1, num_samples=2
+        ["image", "label", "valid"],
+        "label",
+        valid_key="valid",
+        augment=aug,
+        exact=True,
+        size_thres=1,
+        num_samples=2,
     ).set_random_state(4)
     assert inner.spatial_size == aug.sample_size and inner.sampler.test_size == aug.input_size
     dense = {**data, "label": vol.label[None]}  # every crop passes: one augmentation per sample

@@ -25,12 +25,15 @@ from monai.utils.enums import TransformBackends
 
 __all__ = [
     "Margin",
-    "as_output",
-    "as_torch",
-    "like_input",
     "RandEMDictTransform",
     "RandEMTransform",
+    "as_output",
+    "as_torch",
+    "cast_back",
+    "check_unit",
     "keys_and_modes",
+    "like_input",
+    "signed_view",
     "spatial_shape_of",
     "unsigned_as_signed",
 ]
@@ -54,6 +57,13 @@ class Margin:
             int(math.ceil(round(s * r, 6))) + 2 * int(a)
             for s, r, a in zip(size, self.ratio, self.add, strict=True)
         )
+
+
+def check_unit(name: str, value: float) -> float:
+    """``value`` as a float if it lies in [0, 1] (a probability or a ratio), else ValueError naming ``name``."""
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value}")
+    return float(value)
 
 
 def keys_and_modes(targets: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -95,9 +105,7 @@ class RandEMTransform(RandomizableTransform):
     default_mode: str = "bilinear"
 
     def __init__(self, prob: float = 1.0, mode: str | None = None):
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must be in [0, 1], got {prob}")
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_unit("prob", prob))
         self.mode = mode or self.default_mode
         self.params: Any = None
 
@@ -146,9 +154,7 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         allow_missing_keys: bool = False,
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must be in [0, 1], got {prob}")
-        RandomizableTransform.__init__(self, prob)
+        RandomizableTransform.__init__(self, check_unit("prob", prob))
         self.transform = transform
         mode = transform.mode if mode is None else mode
         modes = (mode,) * len(self.keys) if isinstance(mode, str) else tuple(mode)
@@ -212,6 +218,28 @@ _SIGNED_OF = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64
 _WIDER_OF = {torch.uint16: torch.int32, torch.uint32: torch.int64}
 
 
+def signed_view(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as the signed dtype of the same size if it is uint16/32/64 (same bits), else ``t``.
+
+    For kernels that only move voxels (gather, flip, rot90), which torch lacks for those dtypes;
+    ``.view(t.dtype)`` on the result gives the original dtype back.
+    """
+    return t.view(_SIGNED_OF[t.dtype]) if t.dtype in _SIGNED_OF else t
+
+
+def cast_back(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A float result (interpolated, averaged) -> ``dtype``: integers rounded and clamped to their
+    range, bool thresholded at 0.5, floats converted. May round ``out`` in place."""
+    if out.dtype == dtype:
+        return out
+    if dtype == torch.bool:
+        return out > 0.5
+    if dtype.is_floating_point:
+        return out.to(dtype)
+    info = torch.iinfo(dtype)
+    return out.round_().clamp_(info.min, info.max).to(dtype)
+
+
 def unsigned_as_signed(t: torch.Tensor, exact: bool):
     """``(work, back)``: ``t`` in a signed dtype torch has kernels for, and the map of a result back to ``t.dtype``.
 
@@ -225,7 +253,7 @@ def unsigned_as_signed(t: torch.Tensor, exact: bool):
     if t.dtype not in _SIGNED_OF:
         return t, lambda out: out
     if exact:
-        return t.view(_SIGNED_OF[t.dtype]), lambda out: out.view(t.dtype)
+        return signed_view(t), lambda out: out.view(t.dtype)
     if t.dtype not in _WIDER_OF:
         raise TypeError(
             f"{t.dtype} images cannot be interpolated or averaged (values above 2**63); "

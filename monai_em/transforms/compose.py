@@ -24,15 +24,13 @@ from .base import (
     spatial_shape_of,
 )
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
+from .resample import identity_points, read_window, resample
 from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
 from .spatial import (
     RandFlipTransposed,
     RandRescaled,
     RandRotateXYd,
     RandSectionElasticd,
-    _read_window,
-    identity_points,
-    resample,
 )
 
 __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
@@ -348,7 +346,7 @@ class EMAugmentor(Compose):
             z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, t.shape[1])
         else:
             z0, z1 = 0, 1
-        (r0, r1), (c0, c1) = _read_window(yx, t.shape[-2:])
+        (r0, r1), (c0, c1) = read_window(yx, t.shape[-2:])
         if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
             z0, r0, c0 = 0, 0, 0
             z1, r1, c1 = (t.shape[1] if t.ndim == 4 else 1), t.shape[-2], t.shape[-1]

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import RandEMDictTransform, RandEMTransform, as_torch, like_input
+from .base import RandEMDictTransform, RandEMTransform, as_torch, check_unit, like_input
 
 __all__ = [
     "CutBlurParams",
@@ -121,10 +121,8 @@ class RandGrayscale(RandEMTransform):
         super().__init__(prob, "bilinear")
         if mode not in ("mix", "2D", "3D"):
             raise ValueError(f"mode must be 'mix', '2D' or '3D', got {mode!r}")
-        if not 0.0 <= invert_p <= 1.0:
-            raise ValueError(f"invert_p must be in [0, 1], got {invert_p}")
         self.contrast, self.brightness = float(contrast), float(brightness)
-        self.gray_mode, self.invert, self.invert_p = mode, bool(invert), float(invert_p)
+        self.gray_mode, self.invert, self.invert_p = mode, bool(invert), check_unit("invert_p", invert_p)
 
     def draw(self, spatial_shape: tuple[int, ...]) -> GrayscaleParams:
         depth = _spatial3(spatial_shape)[0]

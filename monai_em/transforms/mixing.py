@@ -11,8 +11,16 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 
-from .base import RandEMDictTransform, RandEMTransform, as_output, as_torch, like_input, unsigned_as_signed
-from .sections import _rotate_xy
+from .base import (
+    RandEMDictTransform,
+    RandEMTransform,
+    as_output,
+    as_torch,
+    check_unit,
+    like_input,
+    unsigned_as_signed,
+)
+from .resample import rotate_xy
 
 __all__ = ["CopyPasteParams", "MixupParams", "RandCopyPasted", "RandMixup", "RandMixupd"]
 
@@ -117,8 +125,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
         allow_missing_keys: bool = False,
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)
-        if not 0.0 <= prob <= 1.0:
-            raise ValueError(f"prob must be in [0, 1], got {prob}")
+        check_unit("prob", prob)
         if not 0.0 < aug_thres <= 1.0:
             raise ValueError(f"aug_thres must be in (0, 1], got {aug_thres}")
         if int(dilation) != dilation or dilation < 0:
@@ -138,7 +145,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
             for angle in range(0, 360, 30):
                 if not flip and angle == 0:
                     continue
-                moved = _rotate_xy(base, float(angle), "nearest")
+                moved = rotate_xy(base, float(angle), "nearest")
                 overlap = int((moved & fg).sum())
                 if best is None or overlap < best[2]:
                     best, best_dist = (flip, angle, overlap), float("inf")
@@ -166,7 +173,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
                 d[key] = as_output(d[key])
             return d
         flip, angle, overlap = self.choose(fg)
-        moved_label = _rotate_xy(_flip_z(label) if flip else label, float(angle), "nearest")
+        moved_label = rotate_xy(_flip_z(label) if flip else label, float(angle), "nearest")
         k = 2 * self.dilation + 1
         near = F.max_pool3d(fg[None, None].float(), k, stride=1, padding=self.dilation)[0, 0] > 0
         paste = (moved_label != 0).any(0) & ~near
@@ -177,7 +184,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
                 raise ValueError(
                     f"key {key!r} has spatial shape {tuple(img.shape[1:])}, label {tuple(label.shape[1:])}"
                 )
-            moved = _rotate_xy(_flip_z(img) if flip else img, float(angle), "bilinear")
+            moved = rotate_xy(_flip_z(img) if flip else img, float(angle), "bilinear")
             d[key] = like_input(torch.where(paste, moved, img), d[key])
         if self.relabel:
             moved_label = _offset_ids(moved_label, label, self.label_key)

@@ -23,7 +23,7 @@ from monai.utils import MAX_SEED, convert_to_tensor
 
 from monai_em.data.volume import reflect_indices
 
-from .base import as_output
+from .base import as_output, check_unit
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
 __all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
@@ -123,18 +123,14 @@ class RejectionSampler(Randomizable):
         self.test_size = _as_size(test_size, "test_size", len(size)) or size
         if any(t > s for t, s in zip(self.test_size, size, strict=True)):
             raise ValueError(f"test_size {self.test_size} must fit inside spatial_size {size}")
-        if not 0.0 <= reject_p <= 1.0:
-            raise ValueError(f"reject_p must be in [0, 1], got {reject_p}")
-        if not 0.0 <= valid_ratio <= 1.0:
-            raise ValueError(f"valid_ratio must be in [0, 1], got {valid_ratio}")
         if int(max_trials) < 1:
             raise ValueError(f"max_trials must be >= 1, got {max_trials}")
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
         self.size_thres = int(size_thres)
-        self.reject_p = float(reject_p)
+        self.reject_p = check_unit("reject_p", reject_p)
         self.diversity = int(diversity)
-        self.valid_ratio = float(valid_ratio)
+        self.valid_ratio = check_unit("valid_ratio", valid_ratio)
         self.max_trials = int(max_trials)
         self.pad_mode = pad_mode
         self.cache = IntegralCache(cache_size)

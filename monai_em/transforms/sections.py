@@ -8,11 +8,19 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, like_input, unsigned_as_signed
-from .spatial import _gatherable
+from .base import (
+    Margin,
+    RandEMDictTransform,
+    RandEMTransform,
+    as_torch,
+    cast_back,
+    check_unit,
+    like_input,
+    unsigned_as_signed,
+)
+from .resample import rotate_xy
 
 __all__ = [
     "MisAlignmentParams",
@@ -28,50 +36,6 @@ __all__ = [
     "RandMotionBlur",
     "RandMotionBlurd",
 ]
-
-
-def _cast_back(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Float result -> ``dtype`` (rounded and clamped to the range for integer dtypes)."""
-    if dtype.is_floating_point or out.dtype == dtype:
-        return out.to(dtype)
-    if dtype == torch.bool:
-        return out > 0.5
-    info = torch.iinfo(dtype)
-    return out.round().clamp(info.min, info.max).to(dtype)
-
-
-def _rotate_xy(x: torch.Tensor, angle: float, mode: str) -> torch.Tensor:
-    """Rotate ``(..., Y, X)`` by ``angle`` degrees about the yx centre, zero fill.
-
-    ``nearest`` gathers voxels in the input dtype (label ids are never converted to float);
-    anything else is bilinear (``grid_sample``), computed in float and cast back to the input dtype.
-    """
-    if angle == 0:
-        return x.clone()
-    height, width = x.shape[-2:]
-    t = math.radians(angle)
-    cos, sin = math.cos(t), math.sin(t)
-    cy, cx = (height - 1) / 2, (width - 1) / 2
-    dy = torch.arange(height, dtype=torch.float32, device=x.device).sub_(cy)[:, None]
-    dx = torch.arange(width, dtype=torch.float32, device=x.device).sub_(cx)[None, :]
-    # where each output voxel reads from: the inverse rotation of its coordinates
-    sy = dy * cos - dx * sin + cy
-    sx = dy * sin + dx * cos + cx
-    if mode == "nearest":
-        iy, ix = sy.round_().long(), sx.round_().long()
-        inside = ((iy >= 0) & (iy < height) & (ix >= 0) & (ix < width)).reshape(1, -1)
-        flat = (iy.clamp_(0, height - 1) * width + ix.clamp_(0, width - 1)).reshape(1, -1)
-        src = _gatherable(x).reshape(-1, height * width)
-        out = torch.gather(src, 1, flat.expand(src.shape[0], -1)).masked_fill_(~inside, 0)
-        return out.view(x.dtype).reshape(x.shape)
-    work = x if x.dtype.is_floating_point else x.float()
-    grid = torch.stack(
-        (sx.mul_(2.0 / max(width - 1, 1)).sub_(1.0), sy.mul_(2.0 / max(height - 1, 1)).sub_(1.0)), -1
-    )
-    out = F.grid_sample(
-        work.reshape(1, -1, height, width), grid[None].to(work.dtype), "bilinear", "zeros", align_corners=True
-    )
-    return _cast_back(out.reshape(x.shape), x.dtype)
 
 
 # ---------------------------------------------------------------- mis-alignment
@@ -124,10 +88,8 @@ class RandMisAlignment(RandEMTransform):
         super().__init__(prob, mode)
         if int(displacement) != displacement or displacement < 1:
             raise ValueError(f"displacement must be a positive int, got {displacement!r}")
-        if not 0.0 <= rotate_ratio <= 1.0:
-            raise ValueError(f"rotate_ratio must be in [0, 1], got {rotate_ratio}")
         self.displacement = int(displacement)
-        self.rotate_ratio = float(rotate_ratio)
+        self.rotate_ratio = check_unit("rotate_ratio", rotate_ratio)
 
     def margin(self) -> Margin:
         half = math.ceil(self.displacement / 2)
@@ -162,7 +124,7 @@ class RandMisAlignment(RandEMTransform):
         x, back = unsigned_as_signed(as_torch(img), exact=not params.rotate or mode == "nearest")
         i, j = params.section, params.section + 1 if params.slip else x.shape[1]  # sections [i, j) move
         if params.rotate:
-            parts = [x[:, :i], _rotate_xy(x[:, i:j], params.angle, mode), x[:, j:]]
+            parts = [x[:, :i], rotate_xy(x[:, i:j], params.angle, mode), x[:, j:]]
         else:
             d = params.displacement
             height, width = x.shape[2] - d, x.shape[3] - d
@@ -361,10 +323,8 @@ class RandMissingParts(RandEMTransform):
         super().__init__(prob, "bilinear")
         if int(iterations) != iterations or iterations < 0:
             raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
-        if not 0.0 <= section_prob <= 1.0:
-            raise ValueError(f"section_prob must be in [0, 1], got {section_prob}")
         self.iterations = int(iterations)
-        self.section_prob = float(section_prob)
+        self.section_prob = check_unit("section_prob", section_prob)
 
     def draw(self, spatial_shape: tuple[int, ...]) -> MissingPartsParams:
         depth, height, width = spatial_shape[-3:] if len(spatial_shape) >= 3 else (1, *spatial_shape)
@@ -406,7 +366,7 @@ class RandMissingParts(RandEMTransform):
             band = band[a0 : a0 + na, c0 - lo : c1 - lo]
             # float sections are summed as they are (no float64 copy of the section); integers in float64
             total = f4[:, z].sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
-            fill = _cast_back(total.double() / (shape[0] * shape[1]), x.dtype)
+            fill = cast_back(total.double() / (shape[0] * shape[1]), x.dtype)
             section = out[:, z - z0]
             part = section[..., c0 - b0 : c1 - b0] if vertical else section[..., c0 - b0 : c1 - b0, :].mT
             for c in range(part.shape[0]):
@@ -508,7 +468,7 @@ class RandMotionBlur(RandEMTransform):
         blurred = padded.narrow(dim, 0, length).clone()
         for i in range(1, k):
             blurred += padded.narrow(dim, i, length)
-        out[:, list(params.sections)] = _cast_back(blurred.div_(k), x.dtype)
+        out[:, list(params.sections)] = cast_back(blurred.div_(k), x.dtype)
         return like_input(back(out if x.ndim == 4 else out[:, 0]), img)
 
 

@@ -11,7 +11,6 @@ in their own dtype.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,7 +19,18 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, like_input
+from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, cast_back, like_input, signed_view
+from .resample import (
+    check_img,
+    check_mode,
+    check_spatial,
+    identity_points,
+    read_window,
+    rotation_points,
+    sample_linear,
+    sample_sections,
+    to_float,
+)
 
 __all__ = [
     "ElasticParams",
@@ -35,154 +45,7 @@ __all__ = [
     "RandSectionElasticd",
     "RescaleParams",
     "RotateParams",
-    "identity_points",
-    "resample",
 ]
-
-MODES = ("bilinear", "nearest")
-# gathering only moves bits: unsigned ints torch cannot index are viewed as the signed type of the same size
-_SIGNED_VIEW = {torch.uint16: torch.int16, torch.uint32: torch.int32, torch.uint64: torch.int64}
-
-
-def _check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    return mode
-
-
-def _check_img(img) -> None:
-    if img.ndim not in (3, 4):
-        raise ValueError(
-            f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got shape {tuple(img.shape)}"
-        )
-
-
-def _check_spatial(spatial_shape) -> tuple[int, ...]:
-    if len(spatial_shape) not in (2, 3):
-        raise ValueError(
-            f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got spatial shape {tuple(spatial_shape)}"
-        )
-    return tuple(spatial_shape)
-
-
-def _to_float(t: torch.Tensor) -> torch.Tensor:
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
-
-
-def _cast_back(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """Linear result -> the input dtype (integers rounded and clamped to their range, bool at 0.5)."""
-    if out.dtype == dtype:
-        return out
-    if dtype == torch.bool:
-        return out > 0.5
-    if dtype.is_floating_point:
-        return out.to(dtype)
-    info = torch.iinfo(dtype)
-    return out.round_().clamp_(info.min, info.max).to(dtype)
-
-
-def _gatherable(t: torch.Tensor) -> torch.Tensor:
-    return t.view(_SIGNED_VIEW[t.dtype]) if t.dtype in _SIGNED_VIEW else t
-
-
-def identity_points(spatial_shape: Sequence[int], device=None) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """The identity point map of ``spatial_shape`` ((Z,) Y, X): ``(z, yx)`` with ``z`` (Z,) float
-    section positions (``None`` for 2D) and ``yx`` (Y, X, 2) pixel positions."""
-    *zs, h, w = spatial_shape
-    ys = torch.arange(h, dtype=torch.float32, device=device)
-    xs = torch.arange(w, dtype=torch.float32, device=device)
-    yx = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1)
-    z = torch.arange(zs[0], dtype=torch.float32, device=device) if zs else None
-    return z, yx
-
-
-def _read_window(yx: torch.Tensor, size: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The rows and columns of a (H, W) input that bilinear or nearest samples at ``yx`` can touch:
-    ``[floor(min), floor(max) + 2)`` per axis, clipped to the input (may be empty). Samples taken from
-    that window, with ``yx`` shifted by its start, equal samples from the whole input."""
-    out = []
-    for a in range(2):
-        v = yx[..., a]
-        lo, hi = int(torch.floor(v.min())), int(torch.floor(v.max())) + 2
-        out.append((min(max(lo, 0), size[a]), max(min(hi, size[a]), 0)))
-    return out[0], out[1]
-
-
-def _sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
-    h, w = x4.shape[-2:]
-    grid = torch.stack(
-        (yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1
-    )
-    return F.grid_sample(
-        x4, grid[None].to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=True
-    )[0]
-
-
-def _sample_nearest(x3: torch.Tensor, yx: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
-    """Nearest samples of ``x3`` (N, H, W), any dtype, at pixel positions ``yx`` (Ho, Wo, 2), zero outside.
-
-    ``cache``: a dict shared by calls with the same ``yx`` (e.g. a label and a mask) to build the
-    flat indices once."""
-    n, h, w = x3.shape
-    key = (h, w, x3.device)
-    if cache is not None and key in cache:
-        flat, inside = cache[key]
-    else:
-        iy = torch.floor(yx[..., 0] + 0.5).long()
-        ix = torch.floor(yx[..., 1] + 0.5).long()
-        inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
-        flat = (iy.clamp_(0, h - 1) * w + ix.clamp_(0, w - 1)).reshape(1, -1)
-        if cache is not None:
-            cache[key] = flat, inside
-    src = _gatherable(x3).reshape(n, h * w)
-    out = torch.gather(src, 1, flat.expand(n, -1))  # ~5x faster than index_select along the last axis
-    if not bool(inside.all()):
-        out.masked_fill_(~inside, 0)
-    return out.view(x3.dtype).reshape(n, *yx.shape[:2])
-
-
-def _sample_sections(t: torch.Tensor, yx: torch.Tensor, mode: str, cache: dict | None = None) -> torch.Tensor:
-    """Resample every section of ``t`` (C, [Z,] H, W) at the shared pixel positions ``yx``."""
-    lead, (h, w) = t.shape[:-2], t.shape[-2:]
-    if mode == "nearest":
-        out = _sample_nearest(t.reshape(-1, h, w), yx, cache)
-    else:
-        out = _cast_back(_sample_linear(_to_float(t).reshape(1, -1, h, w), yx), t.dtype)
-    return out.reshape(*lead, *yx.shape[:2])
-
-
-def resample(
-    img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinear", cache: dict | None = None
-):
-    """Apply a point map: output section ``i`` and pixel ``(y, x)`` read input section ``z[i]`` (rounded)
-    at ``yx[y, x]`` (linear or nearest), zero outside the input.
-
-    Args:
-        img: ``(C, Z, Y, X)`` (``z`` given) or ``(C, Y, X)`` (``z`` None), numpy or torch.
-        z: ``(Zo,)`` source section per output section (integer valued), or ``None`` to keep sections.
-        yx: ``(Yo, Xo, 2)`` source pixel positions, shared by all sections.
-        mode: ``"bilinear"`` or ``"nearest"``.
-        cache: a dict to share between calls with the same ``yx`` (nearest indices are built once).
-    """
-    _check_img(img)
-    t = as_torch(img)
-    yx = yx.to(t.device)
-    if z is not None and t.ndim == 4:
-        zi = torch.floor(z.to(t.device) + 0.5).long()
-        if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= t.shape[1]):
-            raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {t.shape[1]})")
-        first, n = int(zi[0]) if len(zi) else 0, len(zi)
-        step = torch.arange(n, device=t.device)
-        if torch.equal(zi, first + step):  # a run of sections: a view, no copy
-            t = t[:, first : first + n]
-        elif torch.equal(zi, first - step):  # a reversed run: sample the run, flip the (smaller) output
-            out = _sample_sections(t[:, first - n + 1 : first + 1], yx, _check_mode(mode), cache)
-            return like_input(torch.flip(_gatherable(out), (1,)).view(out.dtype), img)
-        else:
-            t = t.index_select(1, zi)
-    return like_input(_sample_sections(t, yx, _check_mode(mode), cache), img)
-
 
 # --------------------------------------------------------------------------------------------- rescale
 
@@ -230,7 +93,7 @@ class RandRescale(RandEMTransform):
         mode: str | None = None,
     ):
         super().__init__(prob, mode)
-        _check_mode(self.mode)
+        check_mode(self.mode)
         if not 0 < low <= high:
             raise ValueError(f"need 0 < low <= high, got low={low}, high={high}")
         self.low, self.high, self.fix_aspect = float(low), float(high), bool(fix_aspect)
@@ -240,7 +103,7 @@ class RandRescale(RandEMTransform):
         return Margin(ratio=(1.0, r, r))
 
     def draw(self, spatial_shape):
-        spatial_shape = _check_spatial(spatial_shape)
+        spatial_shape = check_spatial(spatial_shape)
         scales = self.R.uniform(self.low, self.high, size=1 if self.fix_aspect else 2)
         scales = np.repeat(scales, 2) if self.fix_aspect else scales
         start, length = [], []
@@ -258,11 +121,11 @@ class RandRescale(RandEMTransform):
         return z, out
 
     def apply(self, img, params: RescaleParams, mode: str):
-        _check_img(img)
+        check_img(img)
         t = as_torch(img)
         size = t.shape[-2:]
-        if _check_mode(mode) == "nearest":
-            out = _gatherable(t)
+        if check_mode(mode) == "nearest":
+            out = signed_view(t)
             for a, dim in ((0, -2), (1, -1)):
                 j = torch.arange(size[a], device=t.device, dtype=torch.float64)
                 idx = torch.floor(params.start[a] + (j + 0.5) * (params.length[a] / size[a])).long()
@@ -275,7 +138,7 @@ class RandRescale(RandEMTransform):
                 if not bool(ok.all()):
                     out.masked_fill_(~ok.view(-1, 1) if dim == -2 else ~ok, 0)
             return like_input(out.view(t.dtype), img)
-        x = _to_float(t).reshape(1, -1, *size)
+        x = to_float(t).reshape(1, -1, *size)
         lo = [max(params.start[a], 0) for a in range(2)]
         hi = [min(params.start[a] + params.length[a], size[a]) for a in range(2)]
         x = x[..., lo[0] : hi[0], lo[1] : hi[1]]
@@ -285,7 +148,7 @@ class RandRescale(RandEMTransform):
             x = F.pad(x, pad)
         shrink = any(n > s for n, s in zip(params.length, size, strict=True))
         x = F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
-        return like_input(_cast_back(x[0], t.dtype).reshape(t.shape), img)
+        return like_input(cast_back(x[0], t.dtype).reshape(t.shape), img)
 
 
 class RandRescaled(RandEMDictTransform):
@@ -347,11 +210,11 @@ class RandFlipTranspose(RandEMTransform):
 
     def __init__(self, do_ztrans: bool = False, prob: float = 1.0, mode: str | None = None):
         super().__init__(prob, mode)
-        _check_mode(self.mode)
+        check_mode(self.mode)
         self.do_ztrans = bool(do_ztrans)
 
     def draw(self, spatial_shape):
-        spatial_shape = _check_spatial(spatial_shape)
+        spatial_shape = check_spatial(spatial_shape)
         coins = self.R.randint(2, size=5 if self.do_ztrans else 4).astype(bool).tolist()
         is3d = len(spatial_shape) == 3
         return FlipParams(
@@ -377,14 +240,14 @@ class RandFlipTranspose(RandEMTransform):
         return z, yx
 
     def apply(self, img, params: FlipParams, mode: str):
-        _check_img(img)
+        check_img(img)
         t = as_torch(img)
         dims = [
             d
             for d, on in ((-3, params.flip_z and t.ndim == 4), (-2, params.flip_y), (-1, params.flip_x))
             if on
         ]
-        out = torch.flip(_gatherable(t), dims).view(t.dtype) if dims else t
+        out = torch.flip(signed_view(t), dims).view(t.dtype) if dims else t
         if params.transpose:
             out = out.transpose(-1, -2)
         if params.ztrans:
@@ -423,14 +286,6 @@ class RotateParams:
     angle: float = 0.0
 
 
-def _rotation_points(angle: float, spatial_shape, yx: torch.Tensor) -> torch.Tensor:
-    h, w = spatial_shape[-2:]
-    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
-    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-    dy, dx = yx[..., 0] - cy, yx[..., 1] - cx
-    return torch.stack((cy + c * dy - s * dx, cx + s * dy + c * dx), -1)
-
-
 class RandRotateXY(RandEMTransform):
     """Rotation in the section plane (PyTC ``Rotate``): sections are imaged at any orientation.
 
@@ -454,14 +309,14 @@ class RandRotateXY(RandEMTransform):
 
     def __init__(self, rot90: bool = True, prob: float = 1.0, mode: str | None = None):
         super().__init__(prob, mode)
-        _check_mode(self.mode)
+        check_mode(self.mode)
         self.rot90 = bool(rot90)
 
     def margin(self) -> Margin:
         return Margin() if self.rot90 else Margin(ratio=(1.0, 1.42, 1.42))
 
     def draw(self, spatial_shape):
-        spatial_shape = _check_spatial(spatial_shape)
+        spatial_shape = check_spatial(spatial_shape)
         if not self.rot90:
             return RotateParams(angle=float(self.R.uniform(0.0, 360.0)))
         square = spatial_shape[-1] == spatial_shape[-2]
@@ -471,21 +326,21 @@ class RandRotateXY(RandEMTransform):
     def source_points(params: RotateParams, spatial_shape, z, yx):
         h, w = spatial_shape[-2:]
         if not params.k:
-            return z, _rotation_points(params.angle, spatial_shape, yx) if params.angle else yx
+            return z, rotation_points(params.angle, spatial_shape, yx) if params.angle else yx
         for _ in range(params.k):  # torch.rot90 by one turn: out[y, x] = in[x, W - 1 - y]
             yx = torch.stack((yx[..., 1], (w - 1) - yx[..., 0]), -1)
             h, w = w, h
         return z, yx
 
     def apply(self, img, params: RotateParams, mode: str):
-        _check_img(img)
+        check_img(img)
         t = as_torch(img)
         if not params.angle:
-            rot = torch.rot90(_gatherable(t), params.k, dims=(-2, -1)).view(t.dtype) if params.k else t
+            rot = torch.rot90(signed_view(t), params.k, dims=(-2, -1)).view(t.dtype) if params.k else t
             return like_input(rot, img)
         _, yx = identity_points(t.shape[-2:], t.device)
         return like_input(
-            _sample_sections(t, _rotation_points(params.angle, t.shape[1:], yx), _check_mode(mode)), img
+            sample_sections(t, rotation_points(params.angle, t.shape[1:], yx), check_mode(mode)), img
         )
 
 
@@ -617,7 +472,7 @@ class RandSectionElastic(RandEMTransform):
 
     def __init__(self, alpha: float = 16.0, sigma: float = 4.0, prob: float = 0.75, mode: str | None = None):
         super().__init__(prob, mode)
-        _check_mode(self.mode)
+        check_mode(self.mode)
         if alpha < 0 or sigma <= 0:
             raise ValueError(f"need alpha >= 0 and sigma > 0, got alpha={alpha}, sigma={sigma}")
         self.alpha, self.sigma = float(alpha), float(sigma)
@@ -627,7 +482,7 @@ class RandSectionElastic(RandEMTransform):
         return Margin(add=(0, a, a))
 
     def draw(self, spatial_shape):
-        spatial_shape = _check_spatial(spatial_shape)
+        spatial_shape = check_spatial(spatial_shape)
         gen = torch.Generator().manual_seed(int(self.R.randint(2**31 - 1)))
         h, w = spatial_shape[-2:]
         noise = torch.rand((2, h, w), generator=gen).mul_(2.0).sub_(1.0)
@@ -639,19 +494,19 @@ class RandSectionElastic(RandEMTransform):
         if yx.shape[:2] == (h, w) and torch.equal(yx, identity_points((h, w), yx.device)[1]):
             return z, yx + params.field.to(yx.device).permute(1, 2, 0)
         # the field between pixels: bilinear (zero outside), smoothed only where the points read it
-        (r0, r1), (c0, c1) = _read_window(yx, (h, w))
+        (r0, r1), (c0, c1) = read_window(yx, (h, w))
         if r0 >= r1 or c0 >= c1:
             return z, yx.clone()
         field = params.field_region((r0, r1), (c0, c1)).to(yx.device)
-        disp = _sample_linear(field[None], yx - torch.tensor([r0, c0], dtype=yx.dtype, device=yx.device))
+        disp = sample_linear(field[None], yx - torch.tensor([r0, c0], dtype=yx.dtype, device=yx.device))
         return z, yx + disp.permute(1, 2, 0)
 
     def apply(self, img, params: ElasticParams, mode: str):
-        _check_img(img)
+        check_img(img)
         t = as_torch(img)
         _, yx = identity_points(t.shape[-2:], t.device)
         yx += params.field.to(t.device).permute(1, 2, 0)
-        return like_input(_sample_sections(t, yx, _check_mode(mode)), img)
+        return like_input(sample_sections(t, yx, check_mode(mode)), img)
 
 
 class RandSectionElasticd(RandEMDictTransform):

@@ -64,21 +64,22 @@ def _rotate_oracle(img: np.ndarray, angle: float, nearest: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("shape", [(2, 3, 9, 12), (1, 1, 11, 7)])
 def test_section_rotation_matches_the_inverse_map(shape):
-    from monai_em.transforms.sections import _rotate_xy
+    from monai_em.transforms.resample import rotate_xy
 
     rng = np.random.default_rng(1)
     img = rng.random(shape).astype(np.float32)
     label = rng.integers(2**40, 2**40 + 5, size=shape)
     for angle in (7.5, -31.0, 200.0):
-        got = _rotate_xy(torch.from_numpy(img), angle, "bilinear").numpy()
+        got = rotate_xy(torch.from_numpy(img), angle, "bilinear").numpy()
         np.testing.assert_allclose(got, _rotate_oracle(img, angle, False), atol=1e-5)
-        moved = _rotate_xy(torch.from_numpy(label), angle, "nearest")
+        moved = rotate_xy(torch.from_numpy(label), angle, "nearest")
         assert moved.dtype == torch.int64
         np.testing.assert_array_equal(moved.numpy(), _rotate_oracle(label, angle, True).astype(np.int64))
 
 
 def test_elastic_field_region_is_the_slice_of_the_whole_field():
-    from monai_em.transforms.spatial import ElasticParams, RandSectionElastic, _sample_linear
+    from monai_em.transforms.resample import sample_linear
+    from monai_em.transforms.spatial import ElasticParams, RandSectionElastic
 
     t = RandSectionElastic(alpha=16.0, sigma=4.0, prob=1.0).set_random_state(4)
     params = t.draw((3, 150, 170))
@@ -95,7 +96,7 @@ def test_elastic_field_region_is_the_slice_of_the_whole_field():
     # points that only read part of the field give the same displacement as sampling the whole field
     yx = torch.stack(torch.meshgrid(torch.arange(30.0), torch.arange(40.0), indexing="ij"), -1) * 0.7 + 55.3
     _, got = RandSectionElastic.source_points(fresh, (3, 150, 170), None, yx)
-    expected = yx + _sample_linear(field[None], yx).permute(1, 2, 0)
+    expected = yx + sample_linear(field[None], yx).permute(1, 2, 0)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     yx[0, 0] = torch.tensor([-300.0, 500.0])  # a point far outside: zero displacement there
     _, got = RandSectionElastic.source_points(fresh, (3, 150, 170), None, yx)

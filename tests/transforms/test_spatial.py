@@ -7,6 +7,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from monai_em.transforms.resample import identity_points, resample
 from monai_em.transforms.spatial import (
     FlipParams,
     RandFlipTranspose,
@@ -19,8 +20,6 @@ from monai_em.transforms.spatial import (
     RandSectionElasticd,
     RescaleParams,
     RotateParams,
-    identity_points,
-    resample,
 )
 from tests.utils import to_numpy
 

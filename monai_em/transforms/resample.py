@@ -1,0 +1,191 @@
+"""Point maps and the resampling that applies them (shared by the geometric transforms).
+
+A point map says where each output voxel reads from: ``z`` (Zo,) source sections and ``yx``
+(Yo, Xo, 2) source pixel positions shared by every section. :func:`resample` applies one; images
+are interpolated linearly, labels and masks are moved by index gathering in their own dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .base import as_torch, cast_back, like_input, signed_view
+
+__all__ = [
+    "MODES",
+    "check_img",
+    "check_mode",
+    "check_spatial",
+    "identity_points",
+    "read_window",
+    "resample",
+    "rotate_xy",
+    "rotation_points",
+    "sample_linear",
+    "sample_nearest",
+    "sample_sections",
+    "to_float",
+]
+
+MODES = ("bilinear", "nearest")
+
+
+def check_mode(mode: str) -> str:
+    """``mode`` if it is one of :data:`MODES`, else ValueError."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    return mode
+
+
+def check_img(img) -> None:
+    """ValueError unless ``img`` is channel-first 2D or 3D."""
+    if img.ndim not in (3, 4):
+        raise ValueError(
+            f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got shape {tuple(img.shape)}"
+        )
+
+
+def check_spatial(spatial_shape) -> tuple[int, ...]:
+    """``spatial_shape`` as a tuple if it is (Y, X) or (Z, Y, X), else ValueError."""
+    if len(spatial_shape) not in (2, 3):
+        raise ValueError(
+            f"expected a channel-first (C, Y, X) or (C, Z, Y, X) array, got spatial shape {tuple(spatial_shape)}"
+        )
+    return tuple(spatial_shape)
+
+
+def to_float(t: torch.Tensor) -> torch.Tensor:
+    """``t`` if float32/float64, else a float32 copy (half precision too: interpolation wants the range)."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def identity_points(spatial_shape: Sequence[int], device=None) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The identity point map of ``spatial_shape`` ((Z,) Y, X): ``(z, yx)`` with ``z`` (Z,) float
+    section positions (``None`` for 2D) and ``yx`` (Y, X, 2) pixel positions."""
+    *zs, h, w = spatial_shape
+    ys = torch.arange(h, dtype=torch.float32, device=device)
+    xs = torch.arange(w, dtype=torch.float32, device=device)
+    yx = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1)
+    z = torch.arange(zs[0], dtype=torch.float32, device=device) if zs else None
+    return z, yx
+
+
+def read_window(yx: torch.Tensor, size: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The rows and columns of a (H, W) input that bilinear or nearest samples at ``yx`` can touch:
+    ``[floor(min), floor(max) + 2)`` per axis, clipped to the input (may be empty). Samples taken from
+    that window, with ``yx`` shifted by its start, equal samples from the whole input."""
+    out = []
+    for a in range(2):
+        v = yx[..., a]
+        lo, hi = int(torch.floor(v.min())), int(torch.floor(v.max())) + 2
+        out.append((min(max(lo, 0), size[a]), max(min(hi, size[a]), 0)))
+    return out[0], out[1]
+
+
+def sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
+    h, w = x4.shape[-2:]
+    grid = torch.stack(
+        (yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1
+    )
+    return F.grid_sample(
+        x4, grid[None].to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=True
+    )[0]
+
+
+def sample_nearest(x3: torch.Tensor, yx: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+    """Nearest samples of ``x3`` (N, H, W), any dtype, at pixel positions ``yx`` (Ho, Wo, 2), zero outside.
+
+    ``cache``: a dict shared by calls with the same ``yx`` (e.g. a label and a mask) to build the
+    flat indices once."""
+    n, h, w = x3.shape
+    key = (h, w, x3.device)
+    if cache is not None and key in cache:
+        flat, inside = cache[key]
+    else:
+        iy = torch.floor(yx[..., 0] + 0.5).long()
+        ix = torch.floor(yx[..., 1] + 0.5).long()
+        inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
+        flat = (iy.clamp_(0, h - 1) * w + ix.clamp_(0, w - 1)).reshape(1, -1)
+        if cache is not None:
+            cache[key] = flat, inside
+    src = signed_view(x3).reshape(n, h * w)
+    out = torch.gather(src, 1, flat.expand(n, -1))  # ~5x faster than index_select along the last axis
+    if not bool(inside.all()):
+        out.masked_fill_(~inside, 0)
+    return out.view(x3.dtype).reshape(n, *yx.shape[:2])
+
+
+def sample_sections(t: torch.Tensor, yx: torch.Tensor, mode: str, cache: dict | None = None) -> torch.Tensor:
+    """Resample every section of ``t`` (C, [Z,] H, W) at the shared pixel positions ``yx``."""
+    lead, (h, w) = t.shape[:-2], t.shape[-2:]
+    if mode == "nearest":
+        out = sample_nearest(t.reshape(-1, h, w), yx, cache)
+    else:
+        out = cast_back(sample_linear(to_float(t).reshape(1, -1, h, w), yx), t.dtype)
+    return out.reshape(*lead, *yx.shape[:2])
+
+
+def resample(
+    img, z: torch.Tensor | None, yx: torch.Tensor, mode: str = "bilinear", cache: dict | None = None
+):
+    """Apply a point map: output section ``i`` and pixel ``(y, x)`` read input section ``z[i]`` (rounded)
+    at ``yx[y, x]`` (linear or nearest), zero outside the input.
+
+    Args:
+        img: ``(C, Z, Y, X)`` (``z`` given) or ``(C, Y, X)`` (``z`` None), numpy or torch.
+        z: ``(Zo,)`` source section per output section (integer valued), or ``None`` to keep sections.
+        yx: ``(Yo, Xo, 2)`` source pixel positions, shared by all sections.
+        mode: ``"bilinear"`` or ``"nearest"``.
+        cache: a dict to share between calls with the same ``yx`` (nearest indices are built once).
+    """
+    check_img(img)
+    t = as_torch(img)
+    yx = yx.to(t.device)
+    if z is not None and t.ndim == 4:
+        zi = torch.floor(z.to(t.device) + 0.5).long()
+        if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= t.shape[1]):
+            raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {t.shape[1]})")
+        first, n = int(zi[0]) if len(zi) else 0, len(zi)
+        step = torch.arange(n, device=t.device)
+        if torch.equal(zi, first + step):  # a run of sections: a view, no copy
+            t = t[:, first : first + n]
+        elif torch.equal(zi, first - step):  # a reversed run: sample the run, flip the (smaller) output
+            out = sample_sections(t[:, first - n + 1 : first + 1], yx, check_mode(mode), cache)
+            return like_input(torch.flip(signed_view(out), (1,)).view(out.dtype), img)
+        else:
+            t = t.index_select(1, zi)
+    return like_input(sample_sections(t, yx, check_mode(mode), cache), img)
+
+
+def rotation_points(angle: float, spatial_shape, yx: torch.Tensor) -> torch.Tensor:
+    """Where ``yx`` reads from under a rotation by ``angle`` degrees about the centre of (..., H, W)."""
+    h, w = spatial_shape[-2:]
+    cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
+    c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    dy, dx = yx[..., 0] - cy, yx[..., 1] - cx
+    return torch.stack((cy + c * dy - s * dx, cx + s * dy + c * dx), -1)
+
+
+def rotate_xy(x: torch.Tensor, angle: float, mode: str) -> torch.Tensor:
+    """Rotate ``x`` (..., Y, X) by ``angle`` degrees about the yx centre, zero fill.
+
+    ``nearest`` takes the source pixel rounded half to even and gathers it in the input dtype
+    (label ids are never converted to float); anything else is bilinear, computed in float and
+    cast back to the input dtype.
+    """
+    if angle == 0:
+        return x.clone()
+    height, width = x.shape[-2:]
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    dy = torch.arange(height, dtype=torch.float32, device=x.device).sub_(cy)[:, None]
+    dx = torch.arange(width, dtype=torch.float32, device=x.device).sub_(cx)[None, :]
+    # the map of rotation_points, summed in another order: float32 rounding differs by an ulp, and
+    # copy-paste / mis-alignment outputs (nearest ties included) are pinned to this order
+    yx = torch.stack((dy * cos - dx * sin + cy, dy * sin + dx * cos + cx), -1)
+    return sample_sections(x, yx.round_() if mode == "nearest" else yx, mode)

@@ -123,9 +123,13 @@ class RandEMTransform(RandomizableTransform):
         super().randomize(None)
         self.params = self.draw(tuple(spatial_shape)) if self._do_transform else None
 
+    def draw_shape(self, img) -> tuple[int, ...]:
+        """The shape ``draw`` sees for ``img``: its spatial shape (a batch transform takes the whole shape)."""
+        return tuple(img.shape[1:])
+
     def __call__(self, img, mode: str | None = None, randomize: bool = True):
         if randomize:
-            self.randomize(tuple(img.shape[1:]))
+            self.randomize(self.draw_shape(img))
         if not self._do_transform or self.params is None:
             return as_output(img)
         return self.apply(img, self.params, mode or self.mode)
@@ -182,12 +186,16 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
             self.transform._do_transform = True
             self.transform.params = self.transform.draw(tuple(spatial_shape))
 
+    def draw_shape(self, data: Mapping[Hashable, Any], keys: Sequence[Hashable]) -> tuple[int, ...]:
+        """The shape the inner ``draw`` sees: the spatial shape all ``keys`` share."""
+        return spatial_shape_of(data, keys)
+
     def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
         d = dict(data)
         keys = list(self.key_iterator(d))
         if not keys:
             return d
-        self.randomize(spatial_shape_of(d, keys))
+        self.randomize(self.draw_shape(d, keys))
         for key, mode in self.key_iterator(d, self.mode):
             if self._do_transform:
                 d[key] = self.transform.apply(d[key], self.transform.params, mode)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import RandEMDictTransform, RandEMTransform, as_torch, check_unit, like_input
+from .base import RandEMDictTransform, RandEMTransform, as_torch, cast_back, check_unit, like_input
 
 __all__ = [
     "CutBlurParams",
@@ -42,10 +42,8 @@ def _to_unit(x: torch.Tensor) -> tuple[torch.Tensor, float | None]:
 
 
 def _from_unit(y: torch.Tensor, dtype: torch.dtype, scale: float | None) -> torch.Tensor:
-    if scale is None:
-        return y.to(dtype)
-    info = torch.iinfo(dtype)
-    return (y * scale).round().clamp(info.min, info.max).to(dtype)
+    """Inverse of :func:`_to_unit`: back to ``dtype`` (integers rescaled, rounded and clamped)."""
+    return cast_back(y if scale is None else y * scale, dtype)
 
 
 def _as_4d(x: torch.Tensor) -> torch.Tensor:
@@ -270,10 +268,7 @@ class RandCutBlur(RandEMTransform):
         small = tuple(max(1, int(s / f)) for s, f in zip(cut.shape[1:], params.factors, strict=True))
         low = F.interpolate(work.unsqueeze(0), size=small, mode="area")
         back = F.interpolate(low, size=tuple(cut.shape[1:]), mode="nearest-exact")[0]
-        if not x.dtype.is_floating_point:
-            info = torch.iinfo(x.dtype)
-            back = back.round().clamp(info.min, info.max)
-        out[where] = back.to(x.dtype)
+        out[where] = cast_back(back, x.dtype)
         return like_input(out.reshape(x.shape), img)
 
 

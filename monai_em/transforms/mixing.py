@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -256,12 +256,8 @@ class RandMixup(RandEMTransform):
             out[major] = mixed.to(x.dtype)
         return like_input(out, img)
 
-    def __call__(self, img, mode: str | None = None, randomize: bool = True):
-        if randomize:
-            self.randomize(tuple(img.shape))  # the batch size is part of the draw
-        if not self._do_transform or self.params is None:
-            return as_output(img)
-        return self.apply(img, self.params, mode or self.mode)
+    def draw_shape(self, img) -> tuple[int, ...]:
+        return tuple(img.shape)  # the batch size is part of the draw
 
 
 class RandMixupd(RandEMDictTransform):
@@ -286,18 +282,8 @@ class RandMixupd(RandEMDictTransform):
             keys, RandMixup(min_ratio, max_ratio, num_aug, 1.0), prob, "bilinear", allow_missing_keys
         )
 
-    def __call__(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
-        d = dict(data)
-        keys = list(self.key_iterator(d))
-        if not keys:
-            return d
-        sizes = {k: int(d[k].shape[0]) for k in keys}
+    def draw_shape(self, data: Mapping[Hashable, Any], keys: Sequence[Hashable]) -> tuple[int, ...]:
+        sizes = {k: int(data[k].shape[0]) for k in keys}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"keys must share one batch size to be mixed together, got {sizes}")
-        self.randomize((sizes[keys[0]],))
-        for key in keys:
-            if self._do_transform:
-                d[key] = self.transform.apply(d[key], self.transform.params)
-            else:
-                d[key] = as_output(d[key])
-        return d
+        return (sizes[keys[0]],)

@@ -14,7 +14,7 @@ from typing import Any
 from monai.transforms import Compose, SqueezeDimd
 
 from ..data.multi_volume import MultiVolumeDataset
-from ..data.sources import open_volume
+from ..data.sources import open_volume, role_of_key
 from ..data.tile_dataset import TileDataset
 from ..transforms.compose import EMAugmentor, default_em_transforms
 from ..transforms.mixing import RandCopyPasted
@@ -268,15 +268,11 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
     )
 
 
-def _role(key: str) -> str:
-    return "mask" if "mask" in key else "label" if key == "label" else "image"
-
-
 def _load_volumes(item: Mapping[str, str]) -> dict:
     """Whole volumes in memory, channel-first ``(1, Z, Y, X)``, from any file :func:`open_volume` reads."""
     out = {}
     for key, path in item.items():
-        vol = open_volume(path, role=_role(key))
+        vol = open_volume(path, role=role_of_key(key))
         out[key] = vol.read(tuple((0, n) for n in vol.shape))[None]
     return out
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,30 +15,13 @@ from monai.transforms import apply_transform
 from torch.utils.data import get_worker_info
 
 from .chunks import chunk_box, chunk_grid, chunk_name, split_rank_world, worker_share
-from .sources import open_volume
+from .sources import open_volume, role_of_key
 from .tiles import check_compatible
 
 __all__ = ["TileDataset"]
 
 logger = logging.getLogger(__name__)
 MODES = ("train", "inference")
-
-
-def _role_of(key: str) -> str:
-    """A key's role from its name; a name that says nothing is an image, with a warning."""
-    low = key.lower()
-    if "mask" in low or "valid" in low:
-        return "mask"
-    if "label" in low or "seg" in low:
-        return "label"
-    if low not in ("image", "img", "raw", "em", "input"):
-        warnings.warn(
-            f"TileDataset key {key!r} is read as an image (linear tile zoom, missing tiles filled with the image "
-            f"fill value); if it holds labels or a mask, pass roles={{{key!r}: 'label'}} (or 'mask')",
-            UserWarning,
-            stacklevel=3,
-        )
-    return "image"
 
 
 class TileDataset(IterableDataset):
@@ -134,7 +116,7 @@ class TileDataset(IterableDataset):
         self.volumes = {
             k: open_volume(
                 v,
-                role=roles[k] if k in roles else _role_of(k),
+                role=roles[k] if k in roles else role_of_key(k),
                 fill_value=fill_value,
                 strict=strict,
                 threads=threads,

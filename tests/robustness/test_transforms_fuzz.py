@@ -168,6 +168,21 @@ def check_unchanged(before: np.ndarray, after) -> None:
     np.testing.assert_array_equal(to_numpy(after), before, err_msg="the transform modified its input")
 
 
+def typed_inputs(x) -> dict:
+    """The case's image, label and valid mask as the input type it drew."""
+    return {
+        "image": typed(x.image, x.kind),
+        "label": typed(x.label, x.kind),
+        "valid_mask": typed(x.mask, x.kind),
+    }
+
+
+def check_inputs_unchanged(x, given: dict) -> None:
+    """No transform may write into the arrays it was given."""
+    for key, arr in (("image", x.image), ("label", x.label), ("valid_mask", x.mask)):
+        check_unchanged(arr, given[key])
+
+
 # --------------------------------------------------------------------------------------- registry
 
 
@@ -290,14 +305,9 @@ def run_rand_dict(name: str, data) -> None:
         kwargs.update(keys=["image"])
     t = _class(name)(**kwargs, prob=p)
     t.set_random_state(data.draw(st.integers(0, 2**31 - 1), label="seed"))
-    given_ = {
-        "image": typed(x.image, x.kind),
-        "label": typed(x.label, x.kind),
-        "valid_mask": typed(x.mask, x.kind),
-    }
+    given_ = typed_inputs(x)
     out = call(lambda: t(dict(given_)))
-    for key, arr in (("image", x.image), ("label", x.label), ("valid_mask", x.mask)):
-        check_unchanged(arr, given_[key])
+    check_inputs_unchanged(x, given_)
     if out is None:
         return
     expect = geometric_shape(name, t.transform, x.shape) if geometric and t.params is not None else x.shape
@@ -442,14 +452,9 @@ def run_rejection_crop(name: str, data) -> None:
         **kwargs,
     )
     t.set_random_state(data.draw(st.integers(0, 2**31 - 1), label="seed"))
-    given_ = {
-        "image": typed(x.image, x.kind),
-        "label": typed(x.label, x.kind),
-        "valid_mask": typed(x.mask, x.kind),
-    }
+    given_ = typed_inputs(x)
     out = call(lambda: t(dict(given_)))
-    for key, arr in (("image", x.image), ("label", x.label), ("valid_mask", x.mask)):
-        check_unchanged(arr, given_[key])
+    check_inputs_unchanged(x, given_)
     if out is None:
         assert kwargs["pad_mode"] is None and any(s > n for s, n in zip(size, spatial, strict=True)), (
             "a crop that fits (or is padded) must not fail"
@@ -494,14 +499,9 @@ def run_augmentor(name: str, data) -> None:
         fuse=data.draw(st.booleans(), label="fuse"),
     )
     aug.set_random_state(data.draw(st.integers(0, 2**31 - 1), label="seed"))
-    given_ = {
-        "image": typed(x.image, x.kind),
-        "label": typed(x.label, x.kind),
-        "valid_mask": typed(x.mask, x.kind),
-    }
+    given_ = typed_inputs(x)
     out = call(lambda: aug(dict(given_)))
-    for key, arr in (("image", x.image), ("label", x.label), ("valid_mask", x.mask)):
-        check_unchanged(arr, given_[key])
+    check_inputs_unchanged(x, given_)
     if out is None:
         return
     check_output(out["image"], given_["image"], (1, *input_size), name="image")

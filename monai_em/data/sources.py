@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .readers import first_dataset_name
+from .stores import is_store, open_store
 from .volume import ArrayVolume, VolumeSource, read_reflected
 
 __all__ = ["HDF5Volume", "open_volume", "role_of_key"]
@@ -115,17 +116,24 @@ def role_of_key(key: str) -> str:
     return "image"
 
 
-def open_volume(source, role: str = "image", dataset: str | None = None, **tile_kwargs) -> VolumeSource:
+def open_volume(
+    source, role: str = "image", dataset: str | None = None, level: int | None = None, **tile_kwargs
+) -> VolumeSource:
     """Any volume description as a :class:`VolumeSource`.
 
     Args:
         source: a ``VolumeSource`` (returned as is); an array or tensor ``(..., Z, Y, X)``; a dict
-            ``{"path": ..., "dataset": ...}``; or a path to a tile JSON (-> :class:`TileVolume`, read
+            ``{"path": ..., "dataset": ..., "level": ...}``; a chunked store, local or a URL
+            (``file://``, ``http(s)://``, ``s3://``, ...): zarr v2/v3 (sharded too), an OME-Zarr image,
+            N5 or neuroglancer precomputed (-> :func:`~monai_em.data.stores.open_store`, read chunk by
+            chunk); or a path to a tile JSON (-> :class:`TileVolume`, read
             tile by tile), an HDF5 file (-> :class:`HDF5Volume`, read box by box from disk), a
             ``.npy`` file (memory-mapped), a PNG/TIFF file (every page a section, in memory; colour is
             channels), or a NIfTI/MHA/NRRD file (MONAI's readers, axes reversed to (Z, Y, X)).
         role: ``"image"``, ``"label"`` or ``"mask"``: how a tile JSON fills missing tiles.
-        dataset: HDF5 dataset name; default the first dataset of the file.
+        dataset: HDF5 dataset name (default the first dataset of the file); the array inside a zarr
+            group or N5 container; a precomputed scale key.
+        level: pyramid level (0 = finest) of an OME-Zarr image, N5 ``s0..sN`` group or precomputed volume.
         tile_kwargs: passed to :class:`TileVolume` (``fill_value``, ``strict``, ``threads``).
 
     Raises:
@@ -136,9 +144,11 @@ def open_volume(source, role: str = "image", dataset: str | None = None, **tile_
     if isinstance(source, dict):
         if "path" not in source:
             raise ValueError(
-                f"a volume given as a dict needs a 'path' (and optional 'dataset'), got {source}"
+                f"a volume given as a dict needs a 'path' (and optional 'dataset', 'level'), got {source}"
             )
-        source, dataset = source["path"], source.get("dataset", dataset)
+        source, dataset, level = source["path"], source.get("dataset", dataset), source.get("level", level)
+    if is_store(source):
+        return open_store(source, dataset=dataset, level=level)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():

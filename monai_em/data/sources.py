@@ -16,7 +16,7 @@ from PIL import Image, ImageSequence
 
 from .readers import first_dataset_name
 from .stores import is_store, open_store
-from .volume import ArrayVolume, VolumeSource, read_reflected
+from .volume import ArrayVolume, VolumeSource, parse_geometry, read_reflected
 
 __all__ = ["HDF5Volume", "open_volume", "role_of_key"]
 
@@ -27,6 +27,9 @@ _NIFTI_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 
 class HDF5Volume:
     """One HDF5 dataset ``(..., Z, Y, X)`` read box by box, never loaded whole.
+
+    Voxel size, offset and unit come from the dataset's attributes (CREMI: ``resolution`` and
+    ``offset`` in nm, (z, y, x)); see :func:`~monai_em.data.volume.parse_geometry`.
 
     The file is opened on the first read in each process (and reopened after a fork), so the
     volume can be built in the main process and read in DataLoader workers.
@@ -52,6 +55,7 @@ class HDF5Volume:
                 raise ValueError(f"{self.path}:{name}: a volume needs (Z, Y, X) axes, got shape {obj.shape}")
             self.full_shape = tuple(int(s) for s in obj.shape)
             self.dtype = np.dtype(obj.dtype)
+            self.voxel_size, self.offset, self.unit = parse_geometry(dict(obj.attrs), f"{self.path}:{name}")
         self.dataset = name
         self.shape = self.full_shape[-3:]
         self._file: h5py.File | None = None
@@ -73,17 +77,45 @@ class HDF5Volume:
         return f"HDF5Volume({self.path}:{self.dataset}, shape={self.full_shape}, dtype={self.dtype})"
 
 
-def _read_pil(path: Path) -> np.ndarray:
-    """Every page of a PNG/TIFF/... as ``(Z, Y, X)``, or ``(C, Z, Y, X)`` for colour pages."""
+# ImageJ writes micrometers as "micron" or an escaped "\u00B5m"
+_IMAGEJ_UNITS = {"nm": "nanometer", "nanometer": "nanometer", "um": "micrometer", "micron": "micrometer",
+                 "\\u00b5m": "micrometer", "\u00b5m": "micrometer", "micrometer": "micrometer"}  # fmt: skip
+
+
+def _imagej_geometry(img: Image.Image, path: Path) -> dict:
+    """``{voxel_size, unit}`` of an ImageJ TIFF (``unit=``/``spacing=`` in its description,
+    X/YResolution in pixels per unit); ``{}`` for other images (their DPI says nothing about voxels)."""
+    tags = getattr(img, "tag_v2", None)
+    desc = tags.get(270) if tags is not None else None
+    if not isinstance(desc, str) or not desc.startswith("ImageJ="):
+        return {}
+    fields = dict(line.split("=", 1) for line in desc.splitlines() if "=" in line)
+    unit = fields.get("unit", "").strip()
+    if not unit or unit.lower() in ("pixel", "pixels"):
+        return {}
+    xres, yres = tags.get(282), tags.get(283)
+    try:
+        size_y = 1.0 / float(yres) if yres else 1.0
+        size_x = 1.0 / float(xres) if xres else 1.0
+        spacing = float(fields.get("spacing", 1.0))
+    except (ValueError, ZeroDivisionError) as e:
+        raise ValueError(f"{path}: unreadable ImageJ voxel size ({desc!r}): {e}") from e
+    return {"voxel_size": (spacing, size_y, size_x), "unit": _IMAGEJ_UNITS.get(unit.lower(), unit)}
+
+
+def _read_pil(path: Path) -> tuple[np.ndarray, dict]:
+    """Every page of a PNG/TIFF/... as ``(Z, Y, X)``, or ``(C, Z, Y, X)`` for colour pages, and the
+    ImageJ voxel size (``{}`` when there is none)."""
     try:
         with Image.open(path) as img:
+            meta = _imagej_geometry(img, path)
             pages = [np.asarray(p.copy()) for p in ImageSequence.Iterator(img)]
     except (OSError, SyntaxError, ValueError) as e:  # PIL: unidentified, truncated or corrupt image
         raise ValueError(f"cannot read image {path}: {e}") from e
     if len({p.shape for p in pages}) > 1:
         raise ValueError(f"{path}: pages differ in size {sorted({p.shape for p in pages})}")
     array = np.stack(pages)
-    return np.moveaxis(array, -1, 0) if array.ndim == 4 else array  # colour is channels, never z
+    return (np.moveaxis(array, -1, 0) if array.ndim == 4 else array), meta  # colour is channels, never z
 
 
 def _read_monai(path: Path) -> np.ndarray:
@@ -166,7 +198,8 @@ def open_volume(
             except (OSError, ValueError, EOFError) as e:
                 raise ValueError(f"cannot read {path} as a .npy array: {e}") from e
         if name.endswith(_PIL_SUFFIXES):
-            return ArrayVolume(_read_pil(path), name=str(path))
+            array, meta = _read_pil(path)
+            return ArrayVolume(array, name=str(path), **meta)
         if name.endswith(_NIFTI_SUFFIXES):
             return ArrayVolume(_read_monai(path), name=str(path))
         raise ValueError(

@@ -28,7 +28,7 @@ import zarr
 
 from . import ts_worker
 from .ome_zarr import ngff_transform
-from .volume import Box, read_reflected
+from .volume import Box, parse_geometry, read_reflected
 
 __all__ = ["TensorStoreVolume", "ZarrVolume", "is_store", "open_store", "store_kind"]
 
@@ -116,17 +116,6 @@ def open_store(location, dataset: str | None = None, level: int | None = None, i
     return TensorStoreVolume(location, kind, dataset, level, isolate)
 
 
-def _triple(attrs: dict, names: tuple[str, ...], default, where: str, reverse: bool = False):
-    for name in names:
-        if name in attrs and attrs[name] is not None:
-            vals = [float(v) for v in np.ravel(attrs[name])]
-            vals = vals[::-1] if reverse else vals
-            if len(vals) < 3:
-                raise ValueError(f"{where}: attribute {name!r} = {attrs[name]!r} needs 3 spatial entries")
-            return tuple(vals[-3:])
-    return default
-
-
 class _Geometry:
     """``voxel_size``, ``offset`` (``(z, y, x)``, in ``unit``) and the volume's ``read``."""
 
@@ -189,10 +178,7 @@ class ZarrVolume(_Geometry):
         else:
             if level not in (None, 0):
                 raise ValueError(f"{where} is a single zarr array: it has no level {level}")
-            attrs = node.attrs.asdict()
-            self.voxel_size = _triple(attrs, ("resolution", "voxel_size"), self.voxel_size, where)
-            self.offset = _triple(attrs, ("offset",), self.offset, where)
-            self.unit = attrs.get("unit") or (attrs.get("units") or [None])[0]
+            self.voxel_size, self.offset, self.unit = parse_geometry(node.attrs.asdict(), where)
         if node.ndim < 3:
             raise ValueError(f"{where}: a volume needs (Z, Y, X) axes, got shape {node.shape}")
         self.path = path
@@ -336,12 +322,10 @@ class TensorStoreVolume(_Geometry):
             self.offset = tuple(float(transform.get("translate", [0] * 3)[i]) for i in order)
             self.unit = (transform.get("units") or [None])[0]
             return
-        pixel = attrs.get("pixelResolution")
-        res = {"resolution": attrs.get("resolution") or (pixel or {}).get("dimensions")}
-        self.voxel_size = _triple(res, ("resolution",), self.voxel_size, base, reverse=True)
-        self.offset = _triple(attrs, ("offset",), self.offset, base, reverse=True)
-        units = attrs.get("units") or [(pixel or {}).get("unit")]
-        self.unit = units[0] if units else None
+        pixel = attrs.get("pixelResolution") if isinstance(attrs.get("pixelResolution"), dict) else {}
+        self.voxel_size, self.offset, self.unit = parse_geometry(
+            {"resolution": pixel.get("dimensions"), "unit": pixel.get("unit"), **attrs}, base, x_first=True
+        )
 
     def _init_precomputed(self, location, dataset, level) -> None:
         info = _read_json(location, "info")

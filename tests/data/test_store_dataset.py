@@ -76,3 +76,21 @@ def test_isolated_reads_match_in_process_reads(tmp_path):
     isolated = open_store(tmp_path / name, isolate=True).read(box)
     np.testing.assert_array_equal(isolated, reflect_oracle(data, box))
     np.testing.assert_array_equal(inproc, isolated)
+
+
+def test_chunked_inference_reads_ome_zarr_like_the_array(tmp_path):
+    import h5py
+
+    from monai_em.inference import ChunkedInference
+
+    from ..inference.helpers import Pointwise
+
+    data = np.random.default_rng(3).integers(0, 256, (9, 30, 34), dtype=np.uint8)
+    create_ome_zarr(tmp_path / "in.ome.zarr", data.shape, "uint8", (4, 16, 16))[...] = data
+    outs = []
+    for name, source in (("array", data), ("ome", str(tmp_path / "in.ome.zarr"))):
+        infer = ChunkedInference(Pointwise(), roi_size=(4, 16, 16), output_dir=tmp_path / name, chunk_num=(2, 2, 1),
+                                 pad_size=(1, 4, 4), progress=False, output_dtype="float32")  # fmt: skip
+        with h5py.File(infer(source), "r") as h5:
+            outs.append(h5["main"][()])
+    np.testing.assert_array_equal(outs[0], outs[1])

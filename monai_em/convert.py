@@ -111,7 +111,7 @@ def convert(
         step = tuple(int(c) * int(b) for c, b in zip(chunks, block, strict=True))
         state = {"source": str(src), "shape": list(full_shape), "dtype": str(vol.dtype), "chunks": list(chunks),
                  "block": list(step)}  # fmt: skip
-        out, group, complete = _open_output(dst, label_name, full_shape, vol.dtype, chunks, meta, state,
+        out, complete = _open_output(dst, label_name, full_shape, vol.dtype, chunks, meta, state,
                                             ngff_version, shards, overwrite)  # fmt: skip
         markers = _Markers(_level0_parent(dst, label_name))
         done = markers.done()
@@ -121,10 +121,13 @@ def convert(
             data = np.asarray(vol.read(box))
             out[lead + tuple(slice(a, b) for a, b in box)] = data.reshape(out.shape[:-3] + data.shape[-3:])
             markers.mark(_name(box))
-        group.attrs[STATE_ATTR] = {**state, "complete": True}
+    if not complete:
+        where = _level0_parent(dst, label_name)
+        if levels:
+            write_pyramid(where, int(levels), label=label_name is not None)
+        # reopened: the pyramid rewrote the metadata this process holds for the group
+        zarr.open_group(where, mode="r+").attrs[STATE_ATTR] = {**state, "complete": True}
         markers.clear()
-    if levels and todo:
-        write_pyramid(_level0_parent(dst, label_name), int(levels), label=label_name is not None)
     return out
 
 
@@ -149,7 +152,7 @@ def _level0_parent(dst, label_name: str | None) -> str:
 
 
 def _open_output(dst, label_name, shape, dtype, chunks, meta, state, ngff_version, shards, overwrite):
-    """``(level-0 array, its image group, complete)``: new, or reopened to resume (or already complete)."""
+    """``(level-0 array, complete)``: new, or reopened to resume (or already complete)."""
     where = _level0_parent(dst, label_name)
     if not overwrite:
         try:
@@ -166,15 +169,14 @@ def _open_output(dst, label_name, shape, dtype, chunks, meta, state, ngff_versio
                     f"{where} exists and is not an unfinished conversion of this volume "
                     f"(it records {old}, this one is {state}): pass overwrite=True (--overwrite) to replace it"
                 )
-            return open_ome_zarr(where, mode="r+"), group, bool(old.get("complete"))
+            return open_ome_zarr(where, mode="r+"), bool(old.get("complete"))
     kwargs = dict(meta, shards=shards, overwrite=overwrite, attrs=None)
     if label_name is None:
         arr = create_ome_zarr(dst, shape, dtype, chunks, ngff_version=ngff_version, **kwargs)
     else:
         arr = create_ome_labels(dst, label_name, shape, dtype, chunks, **kwargs)
-    group = zarr.open_group(where, mode="r+")
-    group.attrs[STATE_ATTR] = {**state, "complete": False}
-    return arr, group, False
+    zarr.open_group(where, mode="r+").attrs[STATE_ATTR] = {**state, "complete": False}
+    return arr, False
 
 
 def _name(box) -> str:

@@ -112,7 +112,10 @@ def _write_metadata(group, fmt, ndim, levels, unit, name, channel_names) -> None
     )
 
 
-def _create_level(group, path, shape, dtype, chunks, shards, zarr_format, fill_value, where) -> zarr.Array:
+def _create_level(
+    group, path, shape, dtype, chunks, shards, zarr_format, fill_value, where, overwrite: bool = False
+) -> zarr.Array:
+    """One level array of an image: NGFF chunk keys ('/' in v2), axis names (v3), zstd, optional shards."""
     ndim = len(shape)
     chunks = tuple(int(c) for c in chunks)
     if len(chunks) == 3 and ndim == 4:
@@ -140,6 +143,7 @@ def _create_level(group, path, shape, dtype, chunks, shards, zarr_format, fill_v
         chunks=chunks,
         compressors=_compressor(zarr_format),
         fill_value=fill_value,
+        overwrite=overwrite,
         **kwargs,
     )
 
@@ -378,20 +382,8 @@ def write_pyramid(
         new_vs = (prev_vs[0], prev_vs[1] * 2, prev_vs[2] * 2)
         shift = 0.0 if label else 0.5
         new_off = (prev_off[0], prev_off[1] + shift * prev_vs[1], prev_off[2] + shift * prev_vs[2])
-        dst = group.create_array(
-            str(k),
-            shape=shape,
-            dtype=base.dtype,
-            chunks=base.chunks,
-            compressors=_compressor(group.info._zarr_format),
-            fill_value=base.fill_value,
-            overwrite=True,
-            **(
-                {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
-                if group.info._zarr_format == 2
-                else {"dimension_names": [a["name"] for a in _axes(ndim, None)]}
-            ),
-        )
+        dst = _create_level(group, str(k), shape, base.dtype, base.chunks, None, group.info._zarr_format,
+                            base.fill_value, path, overwrite=True)  # fmt: skip
         _downsample_into(src, dst, label, block)
         entries.append((str(k), new_vs, new_off))
         out.append(dst)

@@ -10,10 +10,11 @@ import numpy as np
 from monai.data import ImageReader
 from monai.utils import MetaKeys, SpaceKeys
 
+from .volume import VOXEL_SIZE_KEYS
+
 __all__ = ["HDF5Reader", "first_dataset_name", "read_hdf5"]
 
 _SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
-_VOXEL_SIZE_ATTRS = ("resolution", "voxel_size", "element_size_um")
 
 
 def first_dataset_name(h5: h5py.File) -> str:
@@ -96,7 +97,7 @@ class HDF5Reader(ImageReader):
         return [(os.fspath(name), kwargs.get("dataset", self.dataset)) for name in names]
 
     def _voxel_size(self, attrs: dict, ndim: int) -> tuple[float, ...]:
-        for key in _VOXEL_SIZE_ATTRS:
+        for key in VOXEL_SIZE_KEYS:
             if key in attrs:
                 size = np.asarray(attrs[key], dtype=float).ravel()
                 if size.size == ndim:

@@ -58,8 +58,10 @@ class TileDataset(IterableDataset):
 
     Args:
         volumes: ``{key: source}``; a source is anything :func:`~monai_em.data.sources.open_volume`
-            takes: a tile JSON path, an HDF5 path (read box by box from disk), a TIFF/NIfTI path,
-            ``{"path": ..., "dataset": ...}``, an array ``(Z, Y, X)`` or a VolumeSource. All must share one shape (and tile_ratio), checked up front.
+            takes: a tile JSON path, an HDF5 path (read box by box from disk), a zarr / OME-Zarr / N5 /
+            precomputed path or URL (read chunk by chunk), a TIFF/NIfTI path, ``{"path": ...,
+            "dataset": ..., "level": ...}``, an array ``(Z, Y, X)`` or a VolumeSource. All must cover
+            the same voxels (shape, voxel size, offset; and tile_ratio), checked up front.
         chunk_num: chunks per axis ``(nz, ny, nx)``; ``(1, 1, 1)`` samples whole volumes.
         chunk_iter: samples drawn per chunk in training (PyTC ``DATA_CHUNK_ITER``).
         mode: ``"train"`` or ``"inference"``.

@@ -28,7 +28,8 @@ __all__ = [
 Box = tuple[tuple[int, int], ...]
 Triple = tuple[float, float, float]
 
-_VOXEL_SIZE_KEYS = ("resolution", "voxel_size", "element_size_um")
+# attribute names that hold a (z, y, x) voxel size, in the order they are looked up
+VOXEL_SIZE_KEYS = ("resolution", "voxel_size", "element_size_um")
 
 
 @runtime_checkable
@@ -67,7 +68,7 @@ def parse_geometry(attrs: Mapping, where, x_first: bool = False) -> tuple[Triple
     """
     flip = (lambda t: t[::-1]) if x_first else (lambda t: t)
     voxel_size, unit = (1.0, 1.0, 1.0), None
-    for key in _VOXEL_SIZE_KEYS:
+    for key in VOXEL_SIZE_KEYS:
         if attrs.get(key) is not None:
             voxel_size = flip(_triple(attrs[key], key, where))
             unit = "micrometer" if key == "element_size_um" else None

@@ -21,6 +21,7 @@ import re
 import subprocess
 import sys
 import threading
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -228,6 +229,7 @@ class _Helper:
             [sys.executable, "-P", ts_worker.__file__], stdin=subprocess.PIPE, stdout=subprocess.PIPE
         )
         self.lock = threading.Lock()
+        weakref.finalize(self, _stop_helper, self.proc, os.getpid())
 
     def read(self, spec: dict, ranges, where: str) -> np.ndarray:
         with self.lock:
@@ -242,6 +244,19 @@ class _Helper:
         if status != "ok":
             raise ValueError(f"reading {where} failed: {value}")
         return value
+
+
+def _stop_helper(proc: subprocess.Popen, owner: int) -> None:
+    """End of input: the helper returns; only its owner process closes it (not a forked copy)."""
+    if os.getpid() != owner:
+        return
+    for f in (proc.stdin, proc.stdout):
+        f.close()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _ts_read(spec: dict, ranges, where: str, isolate: bool | None) -> np.ndarray:

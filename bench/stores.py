@@ -6,7 +6,7 @@
    border so mirroring is paid too) through ``open_volume`` of zarr v2, zarr v3, sharded zarr v3,
    OME-Zarr 0.5 (all zstd, written by zarr-python / monai_em), N5 (gzip) and precomputed (raw) via
    tensorstore (in this process, and through the helper process that forked workers use), and
-   chunked gzip HDF5, each as a time ratio to ``np.ascontiguousarray`` of the same box of the
+   chunked gzip HDF5 (and the zarr v3 array read by tensorstore, for the choice of reader), each as a time ratio to ``np.ascontiguousarray`` of the same box of the
    in-memory array (mirrored with ``np.pad``), measured in the same run.
 2. Whole-chunk reads through ``ZarrVolume.read`` vs the raw decode of the same chunk files (file
    read + zstd decode + ``np.frombuffer``) in the same run: the overhead of zarr-python's pipeline.
@@ -25,9 +25,11 @@ import numpy as np
 import zarr
 from PIL import Image
 
+from monai_em.data import ts_worker
 from monai_em.data.ome_zarr import create_ome_zarr
 from monai_em.data.sources import open_volume
 from monai_em.data.stores import open_store
+from monai_em.data.volume import read_reflected
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "medulla250" / "grayscale_maps"
 CROP = (33, 161, 161)
@@ -76,6 +78,16 @@ def write_all(vol: np.ndarray, root: Path) -> dict[str, dict]:
         f.create_dataset("raw", data=vol, chunks=CHUNKS, compression="gzip")
     out["HDF5 (gzip, h5py)"] = {"source": root / "v.h5"}
     return out
+
+
+class _Reader:
+    """``read(box)`` with monai_em's mirroring over a reader of in-bounds boxes."""
+
+    def __init__(self, read_inside, shape):
+        self.read_inside, self.shape = read_inside, shape
+
+    def read(self, box):
+        return read_reflected(self.read_inside, box, self.shape)
 
 
 def random_boxes(shape, n: int, seed: int = 0):
@@ -132,6 +144,11 @@ def main(argv=None) -> None:
             np.testing.assert_array_equal(
                 vols[name].read(boxes[0]), numpy_crop(vol, boxes[0])
             )  # warm + check
+        # the same zarr v3 array through tensorstore: would tensorstore be worth it for zarr too?
+        spec = {"driver": "zarr3", "kvstore": (root / "v3.zarr").resolve().as_uri() + "/"}
+        vols["zarr v3 (zstd) via tensorstore"] = _Reader(
+            lambda box: ts_worker.read_ranges(spec, list(box)), vol.shape
+        )
         times = {name: [] for name in ["numpy slice (in memory)", *vols]}
         for _ in range(args.repeats):
             times["numpy slice (in memory)"].append(per_crop_ms(lambda b: numpy_crop(vol, b), boxes))

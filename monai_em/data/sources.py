@@ -16,7 +16,7 @@ from PIL import Image, ImageSequence
 
 from .readers import first_dataset_name
 from .stores import is_store, open_store
-from .volume import ArrayVolume, VolumeSource, parse_geometry, read_reflected
+from .volume import ArrayVolume, VolumeSource, normalize_unit, parse_geometry, read_reflected
 
 __all__ = ["HDF5Volume", "open_volume", "role_of_key"]
 
@@ -77,11 +77,6 @@ class HDF5Volume:
         return f"HDF5Volume({self.path}:{self.dataset}, shape={self.full_shape}, dtype={self.dtype})"
 
 
-# ImageJ writes micrometers as "micron" or an escaped "\u00B5m"
-_IMAGEJ_UNITS = {"nm": "nanometer", "nanometer": "nanometer", "um": "micrometer", "micron": "micrometer",
-                 "\\u00b5m": "micrometer", "\u00b5m": "micrometer", "micrometer": "micrometer"}  # fmt: skip
-
-
 def _imagej_geometry(img: Image.Image, path: Path) -> dict:
     """``{voxel_size, unit}`` of an ImageJ TIFF (``unit=``/``spacing=`` in its description,
     X/YResolution in pixels per unit); ``{}`` for other images (their DPI says nothing about voxels)."""
@@ -100,7 +95,7 @@ def _imagej_geometry(img: Image.Image, path: Path) -> dict:
         spacing = float(fields.get("spacing", 1.0))
     except (ValueError, ZeroDivisionError) as e:
         raise ValueError(f"{path}: unreadable ImageJ voxel size ({desc!r}): {e}") from e
-    return {"voxel_size": (spacing, size_y, size_x), "unit": _IMAGEJ_UNITS.get(unit.lower(), unit)}
+    return {"voxel_size": (spacing, size_y, size_x), "unit": normalize_unit(unit)}
 
 
 def _read_pil(path: Path) -> tuple[np.ndarray, dict]:

@@ -29,7 +29,7 @@ import zarr
 
 from . import ts_worker
 from .ome_zarr import ngff_transform
-from .volume import Box, parse_geometry, read_reflected
+from .volume import Box, normalize_unit, parse_geometry, read_reflected
 
 __all__ = ["TensorStoreVolume", "ZarrVolume", "is_store", "open_store", "store_kind"]
 
@@ -335,7 +335,7 @@ class TensorStoreVolume(_Geometry):
             order = [transform["axes"].index(a) for a in ("z", "y", "x")]
             self.voxel_size = tuple(float(transform["scale"][i]) for i in order)
             self.offset = tuple(float(transform.get("translate", [0] * 3)[i]) for i in order)
-            self.unit = (transform.get("units") or [None])[0]
+            self.unit = normalize_unit((transform.get("units") or [None])[0])
             return
         pixel = attrs.get("pixelResolution") if isinstance(attrs.get("pixelResolution"), dict) else {}
         self.voxel_size, self.offset, self.unit = parse_geometry(

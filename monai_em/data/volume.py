@@ -20,6 +20,7 @@ __all__ = [
     "check_same_geometry",
     "geometry",
     "normalize_box",
+    "normalize_unit",
     "parse_geometry",
     "read_reflected",
     "reflect_indices",
@@ -55,6 +56,24 @@ def _triple(value, name: str, where) -> Triple:
     return tuple(vals)
 
 
+# unit spellings -> NGFF (UDUNITS-2) names, and their size in nanometers for comparisons
+_UNIT_NAMES = {"nm": "nanometer", "nanometers": "nanometer", "um": "micrometer", "\u00b5m": "micrometer",
+               "\\u00b5m": "micrometer", "micron": "micrometer", "microns": "micrometer",
+               "micrometers": "micrometer", "mm": "millimeter", "millimeters": "millimeter",
+               "\u00c5": "angstrom", "angstroms": "angstrom"}  # fmt: skip
+_UNIT_NM = {"nanometer": 1.0, "micrometer": 1e3, "millimeter": 1e6, "angstrom": 0.1}
+
+
+def normalize_unit(unit) -> str | None:
+    """A unit's NGFF name (``"nm"`` -> ``"nanometer"``, ImageJ's ``"micron"`` -> ``"micrometer"``); None stays None."""
+    if isinstance(unit, (bytes, np.bytes_)):  # HDF5 string attributes
+        unit = unit.decode()
+    if unit is None or str(unit).strip() == "":
+        return None
+    text = str(unit).strip()
+    return _UNIT_NAMES.get(text.lower(), _UNIT_NAMES.get(text, text))
+
+
 def parse_geometry(attrs: Mapping, where, x_first: bool = False) -> tuple[Triple, Triple, str | None]:
     """``(voxel_size, offset, unit)`` from metadata attributes, each ``(z, y, x)``.
 
@@ -81,9 +100,7 @@ def parse_geometry(attrs: Mapping, where, x_first: bool = False) -> tuple[Triple
     units = attrs.get("units")
     units = list(units) if isinstance(units, (list, tuple, np.ndarray)) else [units]
     unit = attrs.get("unit") or (units[0] if units else None) or unit
-    if isinstance(unit, (bytes, np.bytes_)):  # HDF5 string attributes
-        unit = unit.decode()
-    return voxel_size, offset, (str(unit) if unit else None)
+    return voxel_size, offset, normalize_unit(unit)
 
 
 def geometry(vol) -> tuple[Triple, Triple, str | None]:
@@ -98,7 +115,8 @@ def geometry(vol) -> tuple[Triple, Triple, str | None]:
 def check_same_geometry(volumes: Mapping[str, object]) -> None:
     """Refuse volumes of one sample (image, label, mask) that do not cover the same physical box.
 
-    Compares shape, voxel size, offset and unit (a unit only when both know theirs).
+    Compares shape, voxel size and offset; when both units are known, in physical length (4 nanometer
+    equals 0.004 micrometer), and a length never equals a non-length unit.
 
     Raises:
         ValueError: naming both keys, both volumes and the values that disagree.
@@ -107,21 +125,36 @@ def check_same_geometry(volumes: Mapping[str, object]) -> None:
     if not items:
         return
     key0, ref = items[0]
-    vs0, off0, unit0 = geometry(ref)
     for key, vol in items[1:]:
-        vs, off, unit = geometry(vol)
-        for what, a, b in (
-            ("shape", tuple(ref.shape), tuple(vol.shape)),
-            ("voxel size", vs0, vs),
-            ("offset", off0, off),
-            ("unit", unit0 or unit, unit or unit0),
-        ):
-            same = np.allclose(a, b, rtol=1e-6, atol=1e-9) if what in ("voxel size", "offset") else a == b
-            if not same:
-                raise ValueError(
-                    f"volume {key!r} ({vol!r}) has {what} {b} but {key0!r} ({ref!r}) has {a}: "
-                    "the pair does not cover the same voxels"
-                )
+        _check_pair(key0, ref, key, vol)
+
+
+def _in_nm(geom) -> tuple[tuple[float, ...], tuple[float, ...], str | None]:
+    """Voxel size and offset in nanometers when the unit is a known length (else as they are)."""
+    vs, off, unit = geom
+    f = _UNIT_NM.get(unit, 1.0)
+    return tuple(v * f for v in vs), tuple(o * f for o in off), "length" if unit in _UNIT_NM else unit
+
+
+def _check_pair(key0, ref, key, vol) -> None:
+    g0, g = geometry(ref), geometry(vol)
+    if tuple(ref.shape) != tuple(vol.shape):
+        what, a, b = "shape", tuple(ref.shape), tuple(vol.shape)
+    elif g0[2] and g[2] and _in_nm(g0)[2] != _in_nm(g)[2]:
+        what, a, b = "unit", g0[2], g[2]
+    else:
+        known = bool(g0[2] and g[2])  # both units known: compare physical sizes
+        (vs0, off0, _), (vs, off, _) = (_in_nm(g0), _in_nm(g)) if known else (g0, g)
+        if np.allclose(vs0, vs, rtol=1e-6, atol=1e-9) and np.allclose(off0, off, rtol=1e-6, atol=1e-9):
+            return
+        same_vs = np.allclose(vs0, vs, rtol=1e-6, atol=1e-9)
+        what = "offset" if same_vs else "voxel size"
+        a, b = (g0[1], g[1]) if same_vs else (g0[0], g[0])
+        a, b = (f"{a} {g0[2]}", f"{b} {g[2]}") if known else (a, b)
+    raise ValueError(
+        f"volume {key!r} ({vol!r}) has {what} {b} but {key0!r} ({ref!r}) has {a}: "
+        "the pair does not cover the same voxels"
+    )
 
 
 def normalize_box(box: Sequence, ndim: int = 3) -> Box:

@@ -91,7 +91,9 @@ def test_tile_dataset_refuses_a_pair_that_disagrees(tmp_path):
 def test_units_differ_only_when_both_known():
     a = ArrayVolume(np.zeros((2, 2, 2)), unit="nanometer")
     check_same_geometry({"image": a, "label": ArrayVolume(np.zeros((2, 2, 2)))})
-    with pytest.raises(ValueError, match="has unit micrometer but 'image'"):
+    with pytest.raises(
+        ValueError, match=r"has voxel size \(1.0, 1.0, 1.0\) micrometer but 'image' .* nanometer"
+    ):
         check_same_geometry({"image": a, "label": ArrayVolume(np.zeros((2, 2, 2)), unit="micrometer")})
 
 
@@ -109,3 +111,19 @@ def test_multi_volume_refuses_misaligned_pairs():
             None,
             (2, 4, 4),
         )
+
+
+def test_units_compare_as_lengths():
+    nm = ArrayVolume(np.zeros((2, 2, 2)), voxel_size=(40, 4, 4), offset=(80, 0, 0), unit="nm")
+    um = ArrayVolume(np.zeros((2, 2, 2)), voxel_size=(0.04, 0.004, 0.004), offset=(0.08, 0, 0), unit="micron")
+    assert (nm.unit, um.unit) == ("nanometer", "micrometer")
+    check_same_geometry({"image": nm, "label": um})
+    shifted = ArrayVolume(
+        np.zeros((2, 2, 2)), voxel_size=(0.04, 0.004, 0.004), offset=(0.12, 0, 0), unit="um"
+    )
+    with pytest.raises(
+        ValueError, match=r"'label' .* has offset \(0.12, 0.0, 0.0\) micrometer but 'image' .* has \(80.0"
+    ):
+        check_same_geometry({"image": nm, "label": shifted})
+    with pytest.raises(ValueError, match="has unit second but 'image'"):
+        check_same_geometry({"image": nm, "label": ArrayVolume(np.zeros((2, 2, 2)), unit="second")})

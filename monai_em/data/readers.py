@@ -64,7 +64,8 @@ class HDF5Reader(ImageReader):
     A 3D dataset ``(Z, Y, X)`` loads as ``(1, Z, Y, X)``; a 4D dataset is taken as ``(C, Z, Y, X)``;
     a 2D dataset ``(Y, X)`` loads as ``(1, Y, X)``. The affine is diagonal with the voxel size
     in array order (z, y, x): from the dataset attribute ``resolution``, ``voxel_size`` or
-    ``element_size_um`` when present, else ``voxel_size``.
+    ``element_size_um`` when present, else ``voxel_size``; its translation is the ``offset``
+    attribute (CREMI), so pairs that do not overlap are told apart.
 
     Args:
         dataset: dataset name inside the file; default the first dataset.
@@ -125,6 +126,12 @@ class HDF5Reader(ImageReader):
             spatial = array.shape[1:]
             affine = np.eye(len(spatial) + 1)
             affine[np.arange(len(spatial)), np.arange(len(spatial))] = self._voxel_size(attrs, len(spatial))
+            offset = np.asarray(attrs.get("offset", np.zeros(len(spatial))), dtype=float).ravel()
+            if offset.size != len(spatial):
+                raise ValueError(
+                    f"{path}: attribute 'offset' {offset.tolist()} needs {len(spatial)} entries (z, y, x)"
+                )
+            affine[: len(spatial), len(spatial)] = offset
             meta = {
                 MetaKeys.AFFINE: affine,
                 MetaKeys.ORIGINAL_AFFINE: affine.copy(),

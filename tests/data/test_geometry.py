@@ -127,3 +127,14 @@ def test_units_compare_as_lengths():
         check_same_geometry({"image": nm, "label": shifted})
     with pytest.raises(ValueError, match="has unit second but 'image'"):
         check_same_geometry({"image": nm, "label": ArrayVolume(np.zeros((2, 2, 2)), unit="second")})
+
+
+def test_hdf5_reader_affine_carries_resolution_and_offset(tmp_path):
+    from monai.transforms import LoadImage
+
+    from monai_em.data.readers import HDF5Reader
+
+    path = _h5(tmp_path / "cremi.h5", {"resolution": [40.0, 4.0, 4.0], "offset": [80.0, 8.0, 0.0]})
+    img = LoadImage(reader=HDF5Reader(), image_only=True)(str(path))
+    np.testing.assert_array_equal(np.asarray(img.affine)[:3, :3], np.diag([40.0, 4.0, 4.0]))
+    np.testing.assert_array_equal(np.asarray(img.affine)[:3, 3], [80.0, 8.0, 0.0])

@@ -318,7 +318,7 @@ def create_ome_labels(
     image = _open_group(image_path, "r+")
     ms = _multiscale(image, image_path)
     img_vs, img_off, img_unit = ngff_transform(ms, 0, image_path)
-    version = "0.4" if image.info._zarr_format == 2 else "0.5"
+    version = "0.4" if image.metadata.zarr_format == 2 else "0.5"
     fmt = _FORMATS[version]()
     labels = image.require_group("labels")
     array = create_ome_zarr(
@@ -369,7 +369,7 @@ def write_pyramid(
     """
     group = _open_group(path, "r+")
     ms = _multiscale(group, path)
-    fmt = _FORMATS["0.4" if group.info._zarr_format == 2 else "0.5"]()
+    fmt = _FORMATS["0.4" if group.metadata.zarr_format == 2 else "0.5"]()
     base = group[ms["datasets"][0]["path"]]
     ndim = base.ndim
     vs, off, unit = ngff_transform(ms, 0, path)
@@ -382,7 +382,7 @@ def write_pyramid(
         new_vs = (prev_vs[0], prev_vs[1] * 2, prev_vs[2] * 2)
         shift = 0.0 if label else 0.5
         new_off = (prev_off[0], prev_off[1] + shift * prev_vs[1], prev_off[2] + shift * prev_vs[2])
-        dst = _create_level(group, str(k), shape, base.dtype, base.chunks, None, group.info._zarr_format,
+        dst = _create_level(group, str(k), shape, base.dtype, base.chunks, None, group.metadata.zarr_format,
                             base.fill_value, path, overwrite=True)  # fmt: skip
         _downsample_into(src, dst, label, block)
         entries.append((str(k), new_vs, new_off))

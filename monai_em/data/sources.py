@@ -199,7 +199,8 @@ def open_volume(
             return ArrayVolume(_read_monai(path), name=str(path))
         raise ValueError(
             f"cannot open {path} as a volume: expected a tile .json, HDF5 ({', '.join(HDF5_SUFFIXES)}), .npy, "
-            f"an image ({', '.join(_PIL_SUFFIXES)}) or NIfTI/MHA/NRRD"
+            f"an image ({', '.join(_PIL_SUFFIXES)}), NIfTI/MHA/NRRD, or a zarr / OME-Zarr / N5 / precomputed "
+            "folder or URL"
         )
     if isinstance(source, VolumeSource) and not isinstance(source, np.ndarray):
         return source

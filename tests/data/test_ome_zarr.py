@@ -52,7 +52,7 @@ def test_create_round_trips_through_ome_zarr_py(tmp_path, version, zarr_format):
     np.testing.assert_array_equal(np.asarray(node.data[0]), data)
 
     group = zarr.open_group(str(path), mode="r")
-    assert group.info._zarr_format == zarr_format
+    assert group.metadata.zarr_format == zarr_format
     assert group.attrs["fingerprint"] == "abc123" and group.attrs["settings"] == {"tta": 4}
     meta = json.loads((path / "0" / ("zarr.json" if zarr_format == 3 else ".zarray")).read_text())
     codecs = json.dumps(meta.get("codecs", meta.get("compressor")))

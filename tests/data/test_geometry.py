@@ -52,18 +52,14 @@ def test_tile_json_geometry(tmp_path):
 def test_imagej_tiff_geometry(tmp_path):
     import tifffile
 
-    data = np.arange(3 * 5 * 7, dtype=np.uint8).reshape(3, 5, 7)
-    tifffile.imwrite(
-        tmp_path / "stack.tif",
-        data,
-        imagej=True,
-        resolution=(1 / 4.0, 1 / 5.0),
-        metadata={"spacing": 40, "unit": "nm"},
-    )
+    data = np.arange(4 * 5 * 7, dtype=np.uint8).reshape(4, 5, 7)
+    tifffile.imwrite(tmp_path / "stack.tif", data, imagej=True, resolution=(1 / 4.0, 1 / 5.0),
+                     metadata={"spacing": 40, "unit": "nm", "axes": "ZYX"})  # fmt: skip
     vol = open_volume(tmp_path / "stack.tif")
-    np.testing.assert_array_equal(vol.read(((0, 3), (0, 5), (0, 7))), data)
+    assert vol.shape == (4, 5, 7)
+    np.testing.assert_array_equal(vol.read(((0, 4), (0, 5), (0, 7))), data)
     assert vol.voxel_size == pytest.approx((40.0, 5.0, 4.0)) and vol.unit == "nanometer"
-    tifffile.imwrite(tmp_path / "plain.tif", data)
+    tifffile.imwrite(tmp_path / "plain.tif", data, photometric="minisblack")
     assert open_volume(tmp_path / "plain.tif").voxel_size == (1.0, 1.0, 1.0)
 
 

@@ -58,7 +58,10 @@ def _join(location: str, *parts: str) -> str:
 
 
 def _read_json(location: str, name: str) -> dict | None:
-    """The JSON file ``name`` under ``location`` (path or URL), or None when there is none."""
+    """The JSON file ``name`` under ``location`` (path or URL), or None when there is none.
+
+    HTTP 403 counts as absent too: object stores answer it for missing keys of unlisted buckets.
+    """
     import fsspec
 
     try:
@@ -68,6 +71,10 @@ def _read_json(location: str, name: str) -> dict | None:
         return None
     except json.JSONDecodeError as e:
         raise ValueError(f"{_join(location, name)} is not valid JSON: {e}") from e
+    except Exception as e:
+        if getattr(e, "status", None) in (403, 404):  # aiohttp.ClientResponseError
+            return None
+        raise
 
 
 def is_store(source) -> bool:
@@ -144,7 +151,9 @@ class ZarrVolume(_Geometry):
     def __init__(self, location: str, dataset: str | None = None, level: int | None = None):
         self.location = location
         try:
-            node = zarr.open(location, mode="r")
+            # the format from the marker file: zarr's own probing of both fails on an HTTP 403
+            self.zarr_format = 3 if _read_json(location, "zarr.json") is not None else 2
+            node = zarr.open(location, mode="r", zarr_format=self.zarr_format)
         except (FileNotFoundError, zarr.errors.NodeTypeValidationError) as e:
             raise FileNotFoundError(f"no zarr array or group at {location}") from e
         except Exception as e:  # noqa: BLE001  zarr / fsspec raise many kinds for a missing or bad store
@@ -189,17 +198,18 @@ class ZarrVolume(_Geometry):
         self.chunks = tuple(int(c) for c in node.chunks)
         self._array, self._pid = node, os.getpid()
 
-    @staticmethod
-    def _listing(location: str) -> str:
+    def _listing(self, location: str) -> str:
         try:
-            group = zarr.open_group(location, mode="r")
+            group = zarr.open_group(location, mode="r", zarr_format=self.zarr_format)
             return f"; it holds {sorted(k for k, _ in group.members(max_depth=None))}"
         except Exception:  # noqa: BLE001  listing is a courtesy (http stores may not list)
             return ""
 
     def _array_here(self):
         if self._array is None or self._pid != os.getpid():
-            self._array = zarr.open_array(self.location, path=self.path or None, mode="r")
+            self._array = zarr.open_array(
+                self.location, path=self.path or None, mode="r", zarr_format=self.zarr_format
+            )
             self._pid = os.getpid()
         return self._array
 

@@ -150,3 +150,27 @@ def test_volumes_pickle_for_spawned_workers(stores, kind):
     again = pickle.loads(pickle.dumps(vol))
     np.testing.assert_array_equal(again.read(BOXES[2]), reflect_oracle(data, BOXES[2]))
     assert again.voxel_size == vol.voxel_size
+
+
+def test_forbidden_probe_counts_as_absent(stores):
+    """Object stores answer 403 for missing keys of unlisted buckets: probing must go on."""
+    from .stores_fixtures import _RangeHandler
+
+    root, data, names = stores
+    original = _RangeHandler.do_GET
+
+    def forbid_missing(self):
+        from pathlib import Path
+
+        if not Path(self.translate_path(self.path)).exists():
+            self.send_error(403)
+            return None
+        return original(self)
+
+    _RangeHandler.do_GET = forbid_missing
+    try:
+        with serve_folder(root) as base:
+            vol = open_volume(f"{base}/{names['ome_zarr_05']}")
+            np.testing.assert_array_equal(vol.read(BOXES[1]), reflect_oracle(data, BOXES[1]))
+    finally:
+        _RangeHandler.do_GET = original

@@ -2,6 +2,7 @@
 
 from .pytc import PyTCConfig, load_pytc_config, pytc_defaults
 from .pytc_build import (
+    VolumeListInference,
     augmentor_kwargs,
     build_augmentations,
     build_augmentor,
@@ -9,6 +10,7 @@ from .pytc_build import (
     build_rejection_crop,
     build_train_dataset,
     build_train_transform,
+    build_tta,
     pytc_targets,
     pytc_value,
     volume_paths,

@@ -26,12 +26,14 @@ __all__ = [
     "build_augmentations",
     "build_augmentor",
     "build_inference",
+    "build_tta",
     "build_rejection_crop",
     "build_train_dataset",
     "build_train_transform",
     "pytc_targets",
     "pytc_value",
     "volume_paths",
+    "VolumeListInference",
 ]
 
 # PyTC AUGMENTOR section -> (monai_em builder name, {PyTC key: constructor argument})
@@ -189,6 +191,7 @@ def build_rejection_crop(config, augmentor: EMAugmentor | None = None) -> RandRe
         size_thres=reject["SIZE_THRES"],
         reject_p=reject["P"],
         diversity=reject["DIVERSITY"],
+        max_trials=reject["NUM_TRIAL"],
         valid_ratio=cfg["DATASET"]["VALID_RATIO"],
     )
 
@@ -277,24 +280,58 @@ def _load_volumes(item: Mapping[str, str]) -> dict:
     return out
 
 
+# PyTC INFERENCE.AUG_NUM -> (flipped axes, y/x transpose), as its TestAugmentor; None or 0: no augmentation.
+# A 2D model has no z to flip, so 16 gives the 8 variants of 8 (PyTC caps 2D at 8).
+_AUG_NUM = {4: (("y", "x"), False), 8: (("y", "x"), True), 16: (("z", "y", "x"), True)}
+_AUG_MODES = ("mean", "min", "max")
+
+
+def build_tta(config):
+    """The :class:`TestTimeFlips` of ``INFERENCE.AUG_NUM`` / ``AUG_MODE``, or None for ``AUG_NUM`` None or 0.
+
+    ``4``: flips of y and x (4 variants); ``8``: the same with and without the y/x transpose;
+    ``16``: flips of z, y and x with and without the transpose (PyTC's ``TestAugmentor``).
+    """
+    from ..inference import TestTimeFlips
+
+    inf = _cfg(config)["INFERENCE"]
+    num, merge = inf["AUG_NUM"], inf["AUG_MODE"]
+    if num in (None, 0):
+        return None
+    if isinstance(num, bool) or num not in _AUG_NUM:
+        raise ValueError(f"PyTC config key INFERENCE.AUG_NUM: expected null, 0, 4, 8 or 16, got {num!r}")
+    if merge not in _AUG_MODES:
+        raise ValueError(f"PyTC config key INFERENCE.AUG_MODE: expected one of {_AUG_MODES}, got {merge!r}")
+    axes, transpose = _AUG_NUM[num]
+    return TestTimeFlips(flip_axes=axes, transpose_xy=transpose, merge=merge)
+
+
 def build_inference(config, network: Callable, **kwargs: Any):
     """The inference runner of a PyTC config, to be called on the inputs of ``volume_paths(config, "INFERENCE")``.
 
-    - ``INFERENCE.DO_SINGLY``: :class:`ImageListInference`, one 2D image at a time (``IMAGE_NAME`` a
-      txt list, a glob or a list; ``roi_size`` = the last two axes of the input size).
+    - ``INFERENCE.DO_SINGLY`` with ``DATASET.DO_2D``: :class:`ImageListInference`, one 2D image at
+      a time (``IMAGE_NAME`` a txt list, a glob or a list; ``roi_size`` = the last two axes).
+    - ``INFERENCE.DO_SINGLY`` with a 3D model: :class:`VolumeListInference`, the normal 3D inference
+      once per listed volume (from ``DO_SINGLY_START_INDEX`` in steps of ``DO_SINGLY_STEP``).
     - otherwise :class:`ChunkedInference` over the volume, chunked by ``DATASET.DATA_CHUNK_NUM`` when
       ``DO_CHUNK_TITLE`` (``INFERENCE.DO_CHUNK_TITLE`` overrides the DATASET value), else one chunk.
 
     Overlap comes from ``INFERENCE.STRIDE`` (``1 - stride / roi`` per axis), blending from
     ``INFERENCE.BLENDING``, the activation from ``INFERENCE.OUTPUT_ACT[0]``, test-time flips
-    from ``INFERENCE.AUG_NUM`` / ``AUG_MODE``. ``kwargs`` override any runner argument.
+    from ``INFERENCE.AUG_NUM`` / ``AUG_MODE`` (:func:`build_tta`), windows per network call from
+    ``INFERENCE.SAMPLES_PER_BATCH``. ``kwargs`` override any runner argument.
     """
-    from ..inference import ChunkedInference, ImageListInference, TestTimeFlips
+    from ..inference import ChunkedInference, ImageListInference
 
     cfg = _cfg(config)
     inf, ds = cfg["INFERENCE"], cfg["DATASET"]
     roi = list(inf["INPUT_SIZE"] or cfg["MODEL"]["INPUT_SIZE"])
     stride = list(inf["STRIDE"])[-len(roi) :]
+    bad = [s for s in stride if s < 1]
+    if len(stride) != len(roi) or bad:
+        raise ValueError(
+            f"PyTC config key INFERENCE.STRIDE: expected {len(roi)} positive sizes, got {inf['STRIDE']}"
+        )
     overlap = [round(max(0.0, 1.0 - s / r), 4) for s, r in zip(stride, roi, strict=True)]
     blending = {"gaussian": "gaussian", "bump": "gaussian", "constant": "constant", "average": "constant"}
     if inf["BLENDING"] not in blending:
@@ -303,24 +340,106 @@ def build_inference(config, network: Callable, **kwargs: Any):
         )
     act = (inf["OUTPUT_ACT"] or ["none"])[0]
     activation = None if act in (None, "none") else act
-    tta = TestTimeFlips(merge=inf["AUG_MODE"]) if inf["AUG_NUM"] else None
     output_dir = inf["OUTPUT_PATH"] or "."
-    common = dict(activation=activation, tta=tta, mode=blending[inf["BLENDING"]])
+    common = dict(
+        activation=activation,
+        tta=build_tta(cfg),
+        mode=blending[inf["BLENDING"]],
+        sw_batch_size=inf["SAMPLES_PER_BATCH"],
+    )
     if ds["DO_2D"]:  # a 2D network: (1, H, W) windows section by section
         roi, overlap = roi[-2:], overlap[-2:]
         common["spatial_dims"] = 2
-    if inf["DO_SINGLY"]:
+    if inf["DO_SINGLY"] and ds["DO_2D"]:
         common.pop("spatial_dims", None)
         args = dict(roi_size=roi[-2:], output_dir=output_dir, overlap=overlap[-2:], **common)
         return ImageListInference(network, **{**args, **kwargs})
     tiled = inf["DO_CHUNK_TITLE"] if inf["DO_CHUNK_TITLE"] is not None else ds["DO_CHUNK_TITLE"]
     args = dict(
         roi_size=roi,
-        output_dir=os.path.join(output_dir, "chunks"),
         chunk_num=ds["DATA_CHUNK_NUM"] if tiled else (1, 1, 1),
         pad_size=inf["PAD_SIZE"] if inf["PAD_SIZE"] is not None else ds["PAD_SIZE"],
         overlap=overlap,
-        output_file=os.path.join(output_dir, inf["OUTPUT_NAME"]),
         **common,
     )
+    if inf["DO_SINGLY"]:
+        return VolumeListInference(
+            network,
+            output_dir,
+            start=inf["DO_SINGLY_START_INDEX"],
+            step=inf["DO_SINGLY_STEP"],
+            **{**args, **kwargs},
+        )
+    args.update(
+        output_dir=os.path.join(output_dir, "chunks"),
+        output_file=os.path.join(output_dir, inf["OUTPUT_NAME"]),
+    )
     return ChunkedInference(network, **{**args, **kwargs})
+
+
+class VolumeListInference:
+    """PyTC ``INFERENCE.DO_SINGLY`` with a 3D model: :class:`ChunkedInference` once per listed volume.
+
+    Input ``dir/name.ext`` gives ``output_dir/name.h5`` (``name_result.h5`` when that is the input
+    itself, as PyTC), with its chunk files in ``output_dir/chunks/name``; a rerun resumes as
+    ChunkedInference does.
+
+    Args:
+        network: 3D torch module (or callable), as for ChunkedInference.
+        output_dir: folder of the outputs.
+        start / step: PyTC's ``DO_SINGLY_START_INDEX`` / ``DO_SINGLY_STEP``: volumes ``start, start +
+            |step|, ...``, in reverse order when ``step < 0``.
+        kwargs: every other :class:`ChunkedInference` argument (``roi_size``, ``chunk_num``, ...).
+    """
+
+    def __init__(
+        self, network: Callable, output_dir: str | os.PathLike, start: int = 0, step: int = 1, **kwargs
+    ):
+        if step == 0:
+            raise ValueError("PyTC config key INFERENCE.DO_SINGLY_STEP (step) must not be 0")
+        if start < 0:
+            raise ValueError(
+                f"PyTC config key INFERENCE.DO_SINGLY_START_INDEX (start) must be >= 0, got {start}"
+            )
+        for key in ("output_dir", "output_file"):
+            if key in kwargs:
+                raise ValueError(f"VolumeListInference names each output itself; {key} is not an argument")
+        self.network, self.output_dir, self.start, self.step, self.kwargs = (
+            network,
+            output_dir,
+            start,
+            step,
+            kwargs,
+        )
+
+    def output_path(self, volume: str | os.PathLike) -> str:
+        """The prediction file of one input volume."""
+        stem = os.path.splitext(os.path.basename(os.fspath(volume)))[0]
+        out = os.path.join(self.output_dir, f"{stem}.h5")
+        same = os.path.exists(out) and os.path.samefile(out, volume)
+        return os.path.join(self.output_dir, f"{stem}_result.h5") if same else out
+
+    def runner(self, volume: str | os.PathLike):
+        """The ChunkedInference of one volume."""
+        from ..inference import ChunkedInference
+
+        stem = os.path.splitext(os.path.basename(os.fspath(volume)))[0]
+        chunks = os.path.join(self.output_dir, "chunks", stem)
+        return ChunkedInference(
+            self.network, output_dir=chunks, output_file=self.output_path(volume), **self.kwargs
+        )
+
+    def __call__(self, volumes) -> list:
+        """Predict each selected volume of ``volumes`` (a list, ``a.h5@b.h5`` or a txt list); returns the outputs."""
+        from ..inference import read_path_list
+
+        items = volumes.split("@") if isinstance(volumes, str) and "@" in volumes else volumes
+        paths = read_path_list(items)
+        picked = list(range(self.start, len(paths), abs(self.step)))
+        if self.step < 0:
+            picked.reverse()
+        if not picked:
+            raise ValueError(
+                f"PyTC config key INFERENCE.DO_SINGLY_START_INDEX={self.start} is past the {len(paths)} volumes listed"
+            )
+        return [self.runner(paths[i])(paths[i]) for i in picked]

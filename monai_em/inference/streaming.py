@@ -45,7 +45,8 @@ def read_path_list(source, relative_to: str | os.PathLike | None = None) -> list
 
     A folder expands to its image files (``IMAGE_EXTS``, any case), sorted by name. In a text file, blank lines and lines starting with ``#`` are skipped; relative lines resolve
     against the text file's folder (PyTC's ``IS_ABSOLUTE_PATH: False`` joined them to a base folder).
-    A glob pattern expands sorted. Every path must exist (checked now, naming the first missing one).
+    A glob pattern expands sorted. Every path must exist (checked now, naming the first missing one);
+    an empty list or text file raises ValueError.
     """
     if isinstance(source, (list, tuple)):
         paths = [p for item in source for p in read_path_list(item, relative_to)]
@@ -77,6 +78,8 @@ def read_path_list(source, relative_to: str | os.PathLike | None = None) -> list
                 raise FileNotFoundError(f"glob pattern {text!r} matches no file")
         else:
             paths = [path]
+    if not paths:
+        raise ValueError(f"no image listed for inference in {source!r} (empty list or text file)")
     for p in paths:
         if not os.path.isfile(p):
             raise FileNotFoundError(f"image listed for inference not found: {p}")
@@ -268,6 +271,14 @@ class ImageListInference:
                     f"inputs {seen[o]} and {p} would both write {o}; rename one or use distinct lists"
                 )
             seen[o] = p
+        inputs = {Path(p).resolve(): p for p in paths}
+        clash = next((o for o in outputs if o.resolve() in inputs), None)
+        if clash is not None:
+            raise ValueError(
+                f"output {clash} would overwrite the input image {inputs[clash.resolve()]} (output_dir "
+                f"{self.output_dir} is the input folder, suffix {self.suffix!r}); set a suffix such as '_pred' "
+                "or another output_dir"
+            )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         share = split_rank_world(len(paths), self.rank, self.world_size)
         done = []

@@ -27,6 +27,11 @@ __all__ = [
     "build_augmentor",
     "build_inference",
     "build_tta",
+    "inference_activation",
+    "inference_blending",
+    "inference_overlap",
+    "inference_roi",
+    "tta_from_aug_num",
     "build_rejection_crop",
     "build_train_dataset",
     "build_train_transform",
@@ -114,6 +119,10 @@ def build_augmentor(config) -> EMAugmentor:
     """
     cfg = _cfg(config)
     kwargs = augmentor_kwargs(cfg)
+    if not cfg["AUGMENTOR"]["ENABLED"]:  # PyTC: no augmentor, samples cropped to MODEL.INPUT_SIZE
+        return EMAugmentor(
+            [], kwargs["input_size"], smooth_labels=kwargs["smooth_labels"], label_keys=["label"]
+        )
     if not cfg["AUGMENTOR"]["COPYPASTE"]["ENABLED"]:
         return EMAugmentor.from_targets(**kwargs)
     transforms = build_augmentations(cfg, kwargs["targets"])
@@ -133,6 +142,8 @@ def build_augmentations(
     """
     cfg = _cfg(config)
     kwargs = augmentor_kwargs(cfg)
+    if not cfg["AUGMENTOR"]["ENABLED"]:
+        return []
     targets = dict(targets or kwargs["targets"])
     for key in ("input_size", "targets", "smooth_labels"):
         kwargs.pop(key)
@@ -220,8 +231,11 @@ def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str
         "label": f"{prefix}LABEL_NAME",
         "valid_mask": f"{prefix}VALID_MASK_NAME",
     }
-    absolute = bool(sec.get("IS_ABSOLUTE_PATH"))
-    base = sec.get("INPUT_PATH") or ""
+    absolute, base = sec.get("IS_ABSOLUTE_PATH"), sec.get("INPUT_PATH")
+    if section == "INFERENCE":  # unset INFERENCE paths fall back to DATASET's (PyTC's update_inference_cfg)
+        absolute = cfg["DATASET"]["IS_ABSOLUTE_PATH"] if absolute is None else absolute
+        base = cfg["DATASET"]["INPUT_PATH"] if base is None else base
+    absolute, base = bool(absolute), base or ""
     out = {}
     for key, name in names.items():
         value = sec.get(name)
@@ -284,26 +298,65 @@ def _load_volumes(item: Mapping[str, str]) -> dict:
 # A 2D model has no z to flip, so 16 gives the 8 variants of 8 (PyTC caps 2D at 8).
 _AUG_NUM = {4: (("y", "x"), False), 8: (("y", "x"), True), 16: (("z", "y", "x"), True)}
 _AUG_MODES = ("mean", "min", "max")
+_BLENDING = {"gaussian": "gaussian", "bump": "gaussian", "constant": "constant", "average": "constant"}
 
 
-def build_tta(config):
-    """The :class:`TestTimeFlips` of ``INFERENCE.AUG_NUM`` / ``AUG_MODE``, or None for ``AUG_NUM`` None or 0.
+def tta_from_aug_num(aug_num: int | bool | None, merge: str = "mean"):
+    """The :class:`TestTimeFlips` of PyTC's ``INFERENCE.AUG_NUM`` / ``AUG_MODE``; None for None, 0 or False.
 
     ``4``: flips of y and x (4 variants); ``8``: the same with and without the y/x transpose;
-    ``16``: flips of z, y and x with and without the transpose (PyTC's ``TestAugmentor``).
+    ``16`` (or True): flips of z, y and x with and without the transpose (PyTC's ``TestAugmentor``).
     """
     from ..inference import TestTimeFlips
 
-    inf = _cfg(config)["INFERENCE"]
-    num, merge = inf["AUG_NUM"], inf["AUG_MODE"]
-    if num in (None, 0):
+    if aug_num is None or aug_num is False or aug_num == 0:
         return None
-    if isinstance(num, bool) or num not in _AUG_NUM:
-        raise ValueError(f"PyTC config key INFERENCE.AUG_NUM: expected null, 0, 4, 8 or 16, got {num!r}")
+    num = 16 if aug_num is True else aug_num
+    if num not in _AUG_NUM:
+        raise ValueError(f"PyTC config key INFERENCE.AUG_NUM: expected null, 0, 4, 8 or 16, got {aug_num!r}")
     if merge not in _AUG_MODES:
         raise ValueError(f"PyTC config key INFERENCE.AUG_MODE: expected one of {_AUG_MODES}, got {merge!r}")
     axes, transpose = _AUG_NUM[num]
     return TestTimeFlips(flip_axes=axes, transpose_xy=transpose, merge=merge)
+
+
+def build_tta(config):
+    """:func:`tta_from_aug_num` of the config's ``INFERENCE.AUG_NUM`` and ``AUG_MODE``."""
+    inf = _cfg(config)["INFERENCE"]
+    return tta_from_aug_num(inf["AUG_NUM"], inf["AUG_MODE"])
+
+
+def inference_roi(config) -> list[int]:
+    """``INFERENCE.INPUT_SIZE``, or ``MODEL.INPUT_SIZE`` when unset (as PyTC's update_inference_cfg)."""
+    cfg = _cfg(config)
+    return list(cfg["INFERENCE"]["INPUT_SIZE"] or cfg["MODEL"]["INPUT_SIZE"])
+
+
+def inference_overlap(config) -> list[float]:
+    """Window overlap per axis from ``INFERENCE.STRIDE``: ``1 - stride / roi`` (0 where stride >= roi)."""
+    cfg = _cfg(config)
+    roi, stride = inference_roi(cfg), list(cfg["INFERENCE"]["STRIDE"])
+    if len(stride) < len(roi) or min(stride[-len(roi) :]) < 1:
+        raise ValueError(
+            f"PyTC config key INFERENCE.STRIDE: expected {len(roi)} positive sizes, got {stride}"
+        )
+    return [round(max(0.0, 1.0 - s / r), 4) for s, r in zip(stride[-len(roi) :], roi, strict=True)]
+
+
+def inference_blending(config) -> str:
+    """``INFERENCE.BLENDING`` as a window mode: ``"gaussian"`` (also ``bump``) or ``"constant"`` (``average``)."""
+    name = _cfg(config)["INFERENCE"]["BLENDING"]
+    if name not in _BLENDING:
+        raise ValueError(
+            f"PyTC config key INFERENCE.BLENDING: expected one of {sorted(_BLENDING)}, got {name!r}"
+        )
+    return _BLENDING[name]
+
+
+def inference_activation(config) -> str | None:
+    """``INFERENCE.OUTPUT_ACT[0]``; None for ``none``."""
+    act = (_cfg(config)["INFERENCE"]["OUTPUT_ACT"] or ["none"])[0]
+    return None if act in (None, "none") else act
 
 
 def build_inference(config, network: Callable, **kwargs: Any):
@@ -325,26 +378,12 @@ def build_inference(config, network: Callable, **kwargs: Any):
 
     cfg = _cfg(config)
     inf, ds = cfg["INFERENCE"], cfg["DATASET"]
-    roi = list(inf["INPUT_SIZE"] or cfg["MODEL"]["INPUT_SIZE"])
-    stride = list(inf["STRIDE"])[-len(roi) :]
-    bad = [s for s in stride if s < 1]
-    if len(stride) != len(roi) or bad:
-        raise ValueError(
-            f"PyTC config key INFERENCE.STRIDE: expected {len(roi)} positive sizes, got {inf['STRIDE']}"
-        )
-    overlap = [round(max(0.0, 1.0 - s / r), 4) for s, r in zip(stride, roi, strict=True)]
-    blending = {"gaussian": "gaussian", "bump": "gaussian", "constant": "constant", "average": "constant"}
-    if inf["BLENDING"] not in blending:
-        raise ValueError(
-            f"PyTC config key INFERENCE.BLENDING: expected one of {sorted(blending)}, got {inf['BLENDING']!r}"
-        )
-    act = (inf["OUTPUT_ACT"] or ["none"])[0]
-    activation = None if act in (None, "none") else act
+    roi, overlap = inference_roi(cfg), inference_overlap(cfg)
     output_dir = inf["OUTPUT_PATH"] or "."
     common = dict(
-        activation=activation,
+        activation=inference_activation(cfg),
         tta=build_tta(cfg),
-        mode=blending[inf["BLENDING"]],
+        mode=inference_blending(cfg),
         sw_batch_size=inf["SAMPLES_PER_BATCH"],
     )
     if ds["DO_2D"]:  # a 2D network: (1, H, W) windows section by section

@@ -3,12 +3,14 @@
 People migrating from PyTC keep their YAML files. :func:`load_pytc_config` merges a file (or dict)
 over PyTC's defaults for every key monai_em understands (``pytc_defaults.yaml`` beside this module),
 warns once about keys it does not know (typos must not pass silently), and raises ``ValueError``
-naming the key for a value of the wrong type. The ``build_*`` functions turn the result into the
+naming the key for a value of the wrong type. String values are read as the Python literal they
+spell where they spell one (``AUG_NUM: None``, ``BASE_LR: 1e-3``), as PyTC's yacs does. The ``build_*`` functions turn the result into the
 equivalent monai_em / MONAI components.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import warnings
@@ -73,16 +75,17 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
             if default and not isinstance(default[0], (list, tuple)):
                 return [_check_value(f"{key}[{i}]", v, default[0]) for i, v in enumerate(value)]
             return list(value)
-    hint = ""
-    if isinstance(value, str) and isinstance(default, (int, float)):
-        try:
-            float(value)
-            hint = " (YAML reads numbers like 1e-3 as text: write 1.0e-3, without quotes)"
-        except ValueError:
-            pass
-    raise ValueError(
-        f"PyTC config key {key}: expected {_type_name(default)} like {default!r}, got {value!r}{hint}"
-    )
+    raise ValueError(f"PyTC config key {key}: expected {_type_name(default)} like {default!r}, got {value!r}")
+
+
+def _decode(value: Any) -> Any:
+    """A string value as the Python literal it spells (``'None'``, ``'1e-3'``, ``'[1, 2]'``), as PyTC's yacs decodes."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
 
 
 def _merge(defaults: dict, user: Mapping, prefix: str, seen: dict[str, set[str]]) -> dict:
@@ -101,7 +104,7 @@ def _merge(defaults: dict, user: Mapping, prefix: str, seen: dict[str, set[str]]
                 raise ValueError(f"PyTC config key {path}: expected a mapping of sub-keys, got {value!r}")
             out[key] = _merge(defaults[key], value, f"{path}.", seen)
         else:
-            out[key] = _check_value(path, value, defaults[key])
+            out[key] = _check_value(path, _decode(value), defaults[key])
             seen["set"].add(path)
     return out
 

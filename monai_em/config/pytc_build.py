@@ -323,6 +323,10 @@ def tta_from_aug_num(aug_num: int | bool | None, merge: str = "mean"):
 def build_tta(config):
     """:func:`tta_from_aug_num` of the config's ``INFERENCE.AUG_NUM`` and ``AUG_MODE``."""
     inf = _cfg(config)["INFERENCE"]
+    if isinstance(inf["AUG_NUM"], bool):  # True is the bundle's shorthand for 16, not a PyTC value
+        raise ValueError(
+            f"PyTC config key INFERENCE.AUG_NUM: expected null, 0, 4, 8 or 16, got {inf['AUG_NUM']!r}"
+        )
     return tta_from_aug_num(inf["AUG_NUM"], inf["AUG_MODE"])
 
 

@@ -30,6 +30,8 @@ __all__ = [
     "as_output",
     "as_torch",
     "cast_back",
+    "check_int",
+    "check_number",
     "check_unit",
     "keys_and_modes",
     "like_input",
@@ -59,11 +61,39 @@ class Margin:
         )
 
 
+def check_number(name: str, value: Any) -> float:
+    """``value`` as a float; TypeError naming ``name`` for a string, bool, range or other non-number (no parsing)."""
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
 def check_unit(name: str, value: float) -> float:
     """``value`` as a float if it lies in [0, 1] (a probability or a ratio), else ValueError naming ``name``."""
+    value = check_number(name, value)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return float(value)
+    return value
+
+
+def check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int (integral floats pass) of at least ``minimum``; else an error naming ``name``.
+
+    PyTC takes one integer for these parameters (``sections``, ``displacement``, ``iterations``, ...),
+    so a range such as ``(1, 3)`` is refused with a TypeError rather than drawn from.
+    """
+    if isinstance(value, (tuple, list)):
+        raise TypeError(
+            f"{name} must be one int, got the range {value!r} (PyTC takes one int; no range is drawn)"
+        )
+    number = check_number(name, value)
+    if not number.is_integer():
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(number)
 
 
 def keys_and_modes(targets: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:

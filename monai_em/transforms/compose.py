@@ -224,7 +224,27 @@ class EMAugmentor(Compose):
         labels = [k for k, v in targets.items() if v == "mask" and k == "label"]
         return cls(transforms, input_size, smooth_labels=smooth_labels, label_keys=labels, fuse=fuse)
 
+    def check_sample(self, d: Mapping) -> None:
+        """ValueError naming the key when an array is smaller than :attr:`sample_size` (or has a zero axis).
+
+        The augmentations' context is planned for ``sample_size``: a smaller sample would get
+        borders filled from outside it on some draws and fail on others.
+        """
+        need = self.sample_size
+        if need == self.input_size:  # no context needed: the centre crop's own check names the key
+            return
+        for key in self.crop.crop_keys(d):
+            spatial = tuple(int(n) for n in d[key].shape[-len(need) :])
+            if any(s < n for s, n in zip(spatial, need, strict=True)):
+                raise ValueError(
+                    f"EMAugmentor: key {key!r} has spatial shape {spatial}, smaller than sample_size {need} that "
+                    f"its augmentations need for input_size {self.input_size}; crop "
+                    "RandRejectionCropd(spatial_size=augmentor.sample_size) (pad_mode pads small volumes) first"
+                )
+
     def __call__(self, input_, start=0, end=None, threading=False, lazy=None):
+        if isinstance(input_, Mapping) and start == 0:
+            self.check_sample(input_)
         if not self.fuse or not isinstance(input_, Mapping) or start != 0 or end is not None or lazy:
             return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
         d = dict(input_)

@@ -16,6 +16,7 @@ from .base import (
     RandEMTransform,
     as_output,
     as_torch,
+    check_int,
     check_unit,
     like_input,
     unsigned_as_signed,
@@ -128,11 +129,10 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
         check_unit("prob", prob)
         if not 0.0 < aug_thres <= 1.0:
             raise ValueError(f"aug_thres must be in (0, 1], got {aug_thres}")
-        if int(dilation) != dilation or dilation < 0:
-            raise ValueError(f"dilation must be a non-negative int, got {dilation!r}")
+        dilation = check_int("dilation", dilation, 0)
         RandomizableTransform.__init__(self, prob)
         self.label_key, self.aug_thres = label_key, float(aug_thres)
-        self.dilation, self.relabel = int(dilation), bool(relabel)
+        self.dilation, self.relabel = dilation, bool(relabel)
         self.params: CopyPasteParams | None = None
 
     def choose(self, fg: torch.Tensor) -> tuple[bool, int, int]:
@@ -230,9 +230,8 @@ class RandMixup(RandEMTransform):
         super().__init__(prob, "bilinear")
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
             raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
-        if int(num_aug) != num_aug or num_aug < 1:
-            raise ValueError(f"num_aug must be a positive int, got {num_aug!r}")
-        self.min_ratio, self.max_ratio, self.num_aug = float(min_ratio), float(max_ratio), int(num_aug)
+        num_aug = check_int("num_aug", num_aug, 1)
+        self.min_ratio, self.max_ratio, self.num_aug = float(min_ratio), float(max_ratio), num_aug
 
     def draw(self, batch_shape: tuple[int, ...]) -> MixupParams:
         """Draw the pairs for a batch of shape ``(B, ...)`` (the full shape, batch axis first)."""

@@ -10,6 +10,7 @@ mask stay aligned.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -133,6 +134,8 @@ class RandEMTransform(RandomizableTransform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
     default_mode: str = "bilinear"
+    #: moves voxels (interpolates): integer keys without an explicit mode are moved with nearest
+    geometric: bool = False
 
     def __init__(self, prob: float = 1.0, mode: str | None = None):
         RandomizableTransform.__init__(self, check_unit("prob", prob))
@@ -173,7 +176,11 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         transform: the array transform (its own ``prob`` should be 1; the gate is here).
         prob: probability of transforming at all.
         mode: interpolation per key (``"bilinear"`` for images, ``"nearest"`` for labels and
-            masks), one value for all keys or a sequence matching ``keys``.
+            masks), one value for all keys or a sequence matching ``keys``. Left out (None), a key
+            whose array has an integer or bool dtype is moved with ``"nearest"`` (label values are
+            never invented), others get the transform's default. An explicit non-nearest mode on
+            integer data wider than 8 bits (label ids; uint8 is the usual EM image type) warns once.
+            Both apply to geometric transforms (``transform.geometric``) only.
         allow_missing_keys: skip keys absent from the data instead of raising.
     """
 
@@ -190,6 +197,8 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, check_unit("prob", prob))
         self.transform = transform
+        self.explicit_mode = mode is not None
+        self._warned: set[Hashable] = set()
         mode = transform.mode if mode is None else mode
         modes = (mode,) * len(self.keys) if isinstance(mode, str) else tuple(mode)
         if len(modes) != len(self.keys):
@@ -201,6 +210,27 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         super().set_random_state(seed, state)
         self.transform.set_random_state(state=self.R)  # one stream shared with the array transform
         return self
+
+    def key_mode(self, key: Hashable, img: Any, mode: str) -> str:
+        """The interpolation for ``key``'s array ``img``: integer data without an explicit mode -> nearest."""
+        dtype = img.dtype
+        integer = (not dtype.is_floating_point and not dtype.is_complex) if isinstance(dtype, torch.dtype) else (
+            np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)
+        )  # fmt: skip
+        if mode == "nearest" or not integer or not self.transform.geometric:
+            return mode
+        if not self.explicit_mode:
+            return "nearest"
+        size = dtype.itemsize if isinstance(dtype, torch.dtype) else np.dtype(dtype).itemsize
+        if size > 1 and key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(
+                f"{type(self).__name__}: key {key!r} holds {str(dtype).replace('torch.', '')} data but mode "
+                f"{mode!r} blends values (label ids get invented in between); use mode 'nearest' for labels",
+                UserWarning,
+                stacklevel=3,
+            )
+        return mode
 
     def margin(self) -> Margin:
         return self.transform.margin()
@@ -228,7 +258,7 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         self.randomize(self.draw_shape(d, keys))
         for key, mode in self.key_iterator(d, self.mode):
             if self._do_transform:
-                d[key] = self.transform.apply(d[key], self.transform.params, mode)
+                d[key] = self.transform.apply(d[key], self.transform.params, self.key_mode(key, d[key], mode))
             else:
                 d[key] = as_output(d[key])
         return d

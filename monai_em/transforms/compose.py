@@ -345,12 +345,13 @@ class EMAugmentor(Compose):
         cache: dict = {}  # nearest indices shared by the label and mask keys
         for key in keys:
             jobs = [t for t in live if key in t.keys]
+            mode = run[0].key_mode(key, d[key], mode_of[key])
             if jobs:
-                d[key] = self._windowed(d[key], jobs, z, yx, identity, mode_of[key])
+                d[key] = self._windowed(d[key], jobs, z, yx, identity, mode)
             elif identity and cropped:
                 d[key] = self.crop({key: d[key]})[key]
             elif not identity:
-                d[key] = resample(d[key], z, yx, mode_of[key], cache)
+                d[key] = resample(d[key], z, yx, mode, cache)
         if cropped:
             d = self.crop(d)  # any other array key (not in the run) gets the plain centre crop
         return d

@@ -83,6 +83,8 @@ class RandMisAlignment(RandEMTransform):
         torch.Size([24, 24])
     """
 
+    geometric = True
+
     def __init__(
         self, displacement: int = 16, rotate_ratio: float = 0.0, prob: float = 0.5, mode: str | None = None
     ):
@@ -182,6 +184,8 @@ class RandMissingSection(RandEMTransform):
         >>> t(np.zeros((1, 8, 4, 4))).shape
         torch.Size([1, 6, 4, 4])
     """
+
+    geometric = True
 
     def __init__(self, num_sections: int = 2, prob: float = 0.5, mode: str | None = None):
         super().__init__(prob, mode)

@@ -84,6 +84,8 @@ class RandRescale(RandEMTransform):
         torch.Size([1, 4, 32, 32])
     """
 
+    geometric = True
+
     def __init__(
         self,
         low: float = 0.8,
@@ -208,6 +210,8 @@ class RandFlipTranspose(RandEMTransform):
         torch.Size([1, 2, 2, 2])
     """
 
+    geometric = True
+
     def __init__(self, do_ztrans: bool = False, prob: float = 1.0, mode: str | None = None):
         super().__init__(prob, mode)
         check_mode(self.mode)
@@ -306,6 +310,8 @@ class RandRotateXY(RandEMTransform):
         >>> t(np.ones((1, 2, 16, 24), np.float32)).shape
         torch.Size([1, 2, 16, 24])
     """
+
+    geometric = True
 
     def __init__(self, rot90: bool = True, prob: float = 1.0, mode: str | None = None):
         super().__init__(prob, mode)
@@ -469,6 +475,8 @@ class RandSectionElastic(RandEMTransform):
         >>> t(np.ones((1, 2, 32, 32), np.float32)).shape
         torch.Size([1, 2, 32, 32])
     """
+
+    geometric = True
 
     def __init__(self, alpha: float = 16.0, sigma: float = 4.0, prob: float = 0.75, mode: str | None = None):
         super().__init__(prob, mode)

@@ -283,7 +283,7 @@ class ChunkedInference:
             read.append((a - p - extra // 2, b + p + extra - extra // 2))
         data = source.read(tuple(read))
         data = data[None] if data.ndim == 3 else data
-        block = scale_input(data, self.intensity_scale)
+        block = scale_input(data, self.intensity_scale, f"volume {source!r}, box {tuple(read)}")
         del data
         out = sliding_window_block(
             block, self.predictor, self.roi, self.overlap, self.weights, self.mode, self.sigma_scale,

@@ -254,7 +254,7 @@ class ImageListInference:
             else image
         )
         out = sliding_window_block(
-            scale_input(padded, self.intensity_scale), self.predictor, self.roi, self.overlap, self.weights,
+            scale_input(padded, self.intensity_scale, "image"), self.predictor, self.roi, self.overlap, self.weights,
             self.mode, self.sigma_scale, self.sw_batch_size, self.device,
         )  # fmt: skip
         crop = tuple(slice(a, a + s) for (a, _), s in zip(pad[1:], image.shape[1:], strict=True))

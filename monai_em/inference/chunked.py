@@ -110,6 +110,8 @@ def _triple(value, name: str, cast=int) -> tuple:
     values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
     if len(values) != 3:
         raise ValueError(f"{name} needs 1 or 3 values (z, y, x), got {value!r}")
+    if any(isinstance(v, (str, bytes)) for v in values):
+        raise TypeError(f"{name} must be numbers, got {value!r}")
     return tuple(cast(v) for v in values)
 
 
@@ -193,7 +195,11 @@ class ChunkedInference:
         input_dataset: str | None = None,
     ):
         self.predictor = WindowPredictor(network, spatial_dims, activation, tta)
-        roi = [int(r) for r in roi_size]
+        roi = (
+            list(_triple(roi_size, "roi_size"))
+            if np.ndim(roi_size) and len(roi_size) == 3
+            else [int(r) for r in roi_size]
+        )
         if len(roi) != spatial_dims or min(roi) < 1:
             raise ValueError(
                 f"roi_size must be {spatial_dims} positive sizes for spatial_dims={spatial_dims}, got {roi_size}"

@@ -114,13 +114,17 @@ def spatial_shape_of(data: Mapping[Hashable, Any], keys: Sequence[Hashable]) -> 
     """The common spatial shape (all but the channel axis) of ``keys`` present in ``data``.
 
     Raises:
-        ValueError: naming every key and its shape when they disagree, or when no key is present.
+        ValueError: naming every key and its shape when they disagree, when one has a spatial axis
+            of size 0, or when no key is present.
     """
     shapes = {k: tuple(data[k].shape[1:]) for k in keys if k in data}
     if not shapes:
         raise ValueError(f"none of the keys {list(keys)} is in the data (keys present: {list(data)})")
     if len(set(shapes.values())) > 1:
         raise ValueError(f"keys must share one spatial shape to move together, got {shapes}")
+    empty = {k: s for k, s in shapes.items() if 0 in s}
+    if empty:
+        raise ValueError(f"keys {list(empty)} have a spatial axis of size 0: shapes {empty}")
     return next(iter(shapes.values()))
 
 

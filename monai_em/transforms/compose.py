@@ -19,6 +19,7 @@ from .base import (
     RandEMDictTransform,
     as_output,
     as_torch,
+    check_int,
     keys_and_modes,
     like_input,
     spatial_shape_of,
@@ -187,7 +188,7 @@ class EMAugmentor(Compose):
         fuse: bool = True,
         **compose_kwargs: Any,
     ):
-        input_size = tuple(int(s) for s in input_size)
+        input_size = tuple(check_int(f"input_size[{i}]", s) for i, s in enumerate(input_size))
         if len(input_size) not in (2, 3) or min(input_size) < 1:
             raise ValueError(f"input_size must be 2 or 3 positive ints, got {input_size}")
         self.input_size = input_size

@@ -17,6 +17,7 @@ from .base import (
     as_output,
     as_torch,
     check_int,
+    check_number,
     check_unit,
     like_input,
     unsigned_as_signed,
@@ -127,7 +128,7 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         check_unit("prob", prob)
-        if not 0.0 < aug_thres <= 1.0:
+        if not 0.0 < check_number("aug_thres", aug_thres) <= 1.0:
             raise ValueError(f"aug_thres must be in (0, 1], got {aug_thres}")
         dilation = check_int("dilation", dilation, 0)
         RandomizableTransform.__init__(self, prob)
@@ -228,6 +229,7 @@ class RandMixup(RandEMTransform):
 
     def __init__(self, min_ratio: float = 0.7, max_ratio: float = 0.9, num_aug: int = 2, prob: float = 1.0):
         super().__init__(prob, "bilinear")
+        min_ratio, max_ratio = check_number("min_ratio", min_ratio), check_number("max_ratio", max_ratio)
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
             raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
         num_aug = check_int("num_aug", num_aug, 1)

@@ -405,6 +405,9 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
         shapes = {k: tuple(int(s) for s in d[k].shape[1:]) for k in names}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"RandRejectionCropd: keys must share one spatial shape, got {shapes}")
+        empty = {k: s for k, s in shapes.items() if 0 in s}
+        if empty:
+            raise ValueError(f"RandRejectionCropd: keys {list(empty)} have a spatial axis of size 0: {empty}")
 
     def _crop(self, d: Mapping[Hashable, Any], start: np.ndarray) -> dict:
         out = dict(d)

@@ -19,7 +19,16 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, cast_back, like_input, signed_view
+from .base import (
+    Margin,
+    RandEMDictTransform,
+    RandEMTransform,
+    as_torch,
+    cast_back,
+    check_number,
+    like_input,
+    signed_view,
+)
 from .resample import (
     check_img,
     check_mode,
@@ -96,6 +105,7 @@ class RandRescale(RandEMTransform):
     ):
         super().__init__(prob, mode)
         check_mode(self.mode)
+        low, high = check_number("low", low), check_number("high", high)
         if not 0 < low <= high:
             raise ValueError(f"need 0 < low <= high, got low={low}, high={high}")
         self.low, self.high, self.fix_aspect = float(low), float(high), bool(fix_aspect)
@@ -481,6 +491,7 @@ class RandSectionElastic(RandEMTransform):
     def __init__(self, alpha: float = 16.0, sigma: float = 4.0, prob: float = 0.75, mode: str | None = None):
         super().__init__(prob, mode)
         check_mode(self.mode)
+        alpha, sigma = check_number("alpha", alpha), check_number("sigma", sigma)
         if alpha < 0 or sigma <= 0:
             raise ValueError(f"need alpha >= 0 and sigma > 0, got alpha={alpha}, sigma={sigma}")
         self.alpha, self.sigma = float(alpha), float(sigma)

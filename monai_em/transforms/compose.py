@@ -343,10 +343,11 @@ class EMAugmentor(Compose):
                 z, yx = t.transform.source_points(t.transform.params, shape, z, yx)
                 identity = False
         mode_of = dict(zip(run[0].keys, run[0].mode, strict=True))
+        mover = next((t for t in run if t.transform.geometric), run[0])  # flips alone move voxels exactly
         cache: dict = {}  # nearest indices shared by the label and mask keys
         for key in keys:
             jobs = [t for t in live if key in t.keys]
-            mode = run[0].key_mode(key, d[key], mode_of[key])
+            mode = mover.key_mode(key, d[key], mode_of[key])
             if jobs:
                 d[key] = self._windowed(d[key], jobs, z, yx, identity, mode)
             elif identity and cropped:

@@ -140,7 +140,8 @@ class RandMisAlignmentd(RandEMDictTransform):
 
     Args:
         keys: image, label and mask keys (all move together).
-        mode: ``"bilinear"`` for images, ``"nearest"`` for labels/masks (one value or one per key).
+        mode: ``"bilinear"`` for images, ``"nearest"`` for labels/masks (one value or one per key);
+            left out: bilinear, nearest for integer arrays.
         allow_missing_keys: skip absent keys.
         displacement, rotate_ratio, prob: see :class:`RandMisAlignment`.
     """
@@ -151,7 +152,7 @@ class RandMisAlignmentd(RandEMDictTransform):
         displacement: int = 16,
         rotate_ratio: float = 0.0,
         prob: float = 0.5,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(

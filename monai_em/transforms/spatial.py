@@ -168,7 +168,8 @@ class RandRescaled(RandEMDictTransform):
 
     Args:
         keys: keys to rescale (image, label, valid mask ...).
-        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks); left out: bilinear,
+            nearest for integer arrays (see :class:`~monai_em.transforms.base.RandEMDictTransform`).
         allow_missing_keys: skip absent keys.
     """
 
@@ -179,7 +180,7 @@ class RandRescaled(RandEMDictTransform):
         high: float = 1.25,
         fix_aspect: bool = False,
         prob: float = 0.5,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandRescale(low, high, fix_aspect, prob=1.0), prob, mode, allow_missing_keys)
@@ -219,8 +220,6 @@ class RandFlipTranspose(RandEMTransform):
         >>> t(np.arange(8.0).reshape(1, 2, 2, 2)).shape
         torch.Size([1, 2, 2, 2])
     """
-
-    geometric = True
 
     def __init__(self, do_ztrans: bool = False, prob: float = 1.0, mode: str | None = None):
         super().__init__(prob, mode)
@@ -283,7 +282,7 @@ class RandFlipTransposed(RandEMDictTransform):
         keys: KeysCollection,
         do_ztrans: bool = False,
         prob: float = 1.0,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandFlipTranspose(do_ztrans, prob=1.0), prob, mode, allow_missing_keys)
@@ -365,7 +364,8 @@ class RandRotateXYd(RandEMDictTransform):
 
     Args:
         keys: keys to rotate.
-        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks); left out: bilinear,
+            nearest for integer arrays (see :class:`~monai_em.transforms.base.RandEMDictTransform`).
         allow_missing_keys: skip absent keys.
     """
 
@@ -374,7 +374,7 @@ class RandRotateXYd(RandEMDictTransform):
         keys: KeysCollection,
         rot90: bool = True,
         prob: float = 1.0,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandRotateXY(rot90, prob=1.0), prob, mode, allow_missing_keys)
@@ -533,7 +533,8 @@ class RandSectionElasticd(RandEMDictTransform):
 
     Args:
         keys: keys to warp.
-        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks); left out: bilinear,
+            nearest for integer arrays (see :class:`~monai_em.transforms.base.RandEMDictTransform`).
         allow_missing_keys: skip absent keys.
     """
 
@@ -543,7 +544,7 @@ class RandSectionElasticd(RandEMDictTransform):
         alpha: float = 16.0,
         sigma: float = 4.0,
         prob: float = 0.75,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandSectionElastic(alpha, sigma, prob=1.0), prob, mode, allow_missing_keys)

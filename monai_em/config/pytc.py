@@ -43,6 +43,17 @@ _IGNORED_KEYS = {
 }  # fmt: skip
 
 
+# PyTC v1.0 keys with no monai_em counterpart: reported apart from unknown keys (which may be typos)
+UNSUPPORTED_KEYS = frozenset({
+    "DATASET.DATA_SCALE", "DATASET.IMAGE_SCALE", "DATASET.LABEL_SCALE", "DATASET.VALID_MASK_SCALE",
+    "DATASET.SCALE_FACTOR", "DATASET.VAL_PAD_SIZE", "DATASET.LABEL_VAST", "DATASET.IS_ISOTROPIC",
+    "DATASET.DROP_CHANNEL", "DATASET.REDUCE_LABEL", "DATASET.ENSURE_MIN_SIZE", "DATASET.NORMALIZE_RANGE",
+    "DATASET.LABEL_BINARY", "DATASET.LABEL_MAG", "DATASET.DATA_CHUNK_IND", "DATASET.CHUNK_IND_SPLIT",
+    "DATASET.DATA_COORD_RANGE", "DATASET.MATCH_ACT", "INFERENCE.TENSORSTORE_PATH", "INFERENCE.DATA_SCALE",
+    "INFERENCE.OUTPUT_SCALE", "INFERENCE.MODEL_RETURN_FEATS",
+})  # fmt: skip
+
+
 def pytc_defaults() -> dict[str, Any]:
     """A fresh copy of PyTC's defaults for the keys monai_em understands."""
     return yaml.safe_load(_DEFAULTS_FILE.read_text())
@@ -163,10 +174,19 @@ def load_pytc_config(config: str | os.PathLike | Mapping, *base: str | os.PathLi
             raise ValueError(f"PyTC config {name} must be a mapping of sections, got {type(data).__name__}")
         merged = _merge(merged, data, "", seen)
         sources.append(name)
-    if seen["unknown"]:
+    unsupported = seen["unknown"] & UNSUPPORTED_KEYS
+    unknown = seen["unknown"] - UNSUPPORTED_KEYS
+    if unknown:
         warnings.warn(
             f"PyTC config {', '.join(sources)}: unknown keys ignored (typo, or not supported by monai_em): "
-            f"{', '.join(sorted(seen['unknown']))}",
+            f"{', '.join(sorted(unknown))}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if unsupported:
+        warnings.warn(
+            f"PyTC config {', '.join(sources)}: PyTC v1.0 keys that monai_em does not support, ignored: "
+            f"{', '.join(sorted(unsupported))}",
             UserWarning,
             stacklevel=2,
         )

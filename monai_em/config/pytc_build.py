@@ -44,7 +44,7 @@ __all__ = [
 # PyTC AUGMENTOR section -> (monai_em builder name, {PyTC key: constructor argument})
 _AUGMENTATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "ROTATE": ("rotate", {"P": "prob", "ROT90": "rot90"}),
-    "RESCALE": ("rescale", {"P": "prob"}),
+    "RESCALE": ("rescale", {"P": "prob", "FIX_ASPECT": "fix_aspect"}),
     "FLIP": ("flip", {"P": "prob", "DO_ZTRANS": "do_ztrans"}),
     "ELASTIC": ("elastic", {"P": "prob", "ALPHA": "alpha", "SIGMA": "sigma"}),
     "GRAYSCALE": ("grayscale", {"P": "prob"}),
@@ -376,7 +376,8 @@ def build_inference(config, network: Callable, **kwargs: Any):
     Overlap comes from ``INFERENCE.STRIDE`` (``1 - stride / roi`` per axis), blending from
     ``INFERENCE.BLENDING``, the activation from ``INFERENCE.OUTPUT_ACT[0]``, test-time flips
     from ``INFERENCE.AUG_NUM`` / ``AUG_MODE`` (:func:`build_tta`), windows per network call from
-    ``INFERENCE.SAMPLES_PER_BATCH``. ``kwargs`` override any runner argument.
+    ``INFERENCE.SAMPLES_PER_BATCH``, this process's share from ``INFERENCE.TEST_ID`` / ``TEST_NUM``.
+    ``kwargs`` override any runner argument.
     """
     from ..inference import ChunkedInference, ImageListInference
 
@@ -390,6 +391,13 @@ def build_inference(config, network: Callable, **kwargs: Any):
         mode=inference_blending(cfg),
         sw_batch_size=inf["SAMPLES_PER_BATCH"],
     )
+    if inf["TEST_NUM"] != 1:  # PyTC's test workers: this process predicts share TEST_ID of TEST_NUM
+        if not 0 <= inf["TEST_ID"] < inf["TEST_NUM"]:
+            raise ValueError(
+                f"PyTC config keys INFERENCE.TEST_ID / TEST_NUM: need 0 <= TEST_ID < TEST_NUM, got "
+                f"{inf['TEST_ID']} / {inf['TEST_NUM']}"
+            )
+        common.update(rank=inf["TEST_ID"], world_size=inf["TEST_NUM"])
     if ds["DO_2D"]:  # a 2D network: (1, H, W) windows section by section
         roi, overlap = roi[-2:], overlap[-2:]
         common["spatial_dims"] = 2

@@ -324,3 +324,27 @@ def test_network_input_size_fits_the_strides(size, strides, fitted, caplog):
     with caplog.at_level(logging.WARNING, logger="monai_em.config.bundle"):
         assert network_input_size(size, strides) == fitted
     assert (str(size) in caplog.text) == (size != fitted)
+
+
+def test_rescale_fix_aspect_reaches_the_transform():
+    aug = build_augmentor({"AUGMENTOR": {"RESCALE": {"FIX_ASPECT": True}}})
+    rescale = next(t for t in aug.transforms if type(t).__name__ == "RandRescaled")
+    assert rescale.transform.fix_aspect is True
+
+
+def test_test_num_and_test_id_give_this_process_its_share():
+    runner = build_inference({"INFERENCE": {"TEST_NUM": 4, "TEST_ID": 2}}, torch.nn.Identity())
+    assert (runner.rank, runner.world_size) == (2, 4)
+    with pytest.raises(ValueError, match="INFERENCE.TEST_ID / TEST_NUM"):
+        build_inference({"INFERENCE": {"TEST_NUM": 2, "TEST_ID": 2}}, torch.nn.Identity())
+
+
+def test_unsupported_v1_keys_warn_apart_from_typos():
+    with pytest.warns(
+        UserWarning, match=r"PyTC v1.0 keys that monai_em does not support, ignored: DATASET.DATA_SCALE"
+    ):
+        load_pytc_config({"DATASET": {"DATA_SCALE": [1.0, 0.5, 0.5]}})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pytc_config({"DATASET": {"DATA_SCALE": [1.0, 0.5, 0.5]}})
+    assert not any("typo" in str(w.message) for w in caught)

@@ -7,10 +7,12 @@ monai_em pipeline would hold. ``docs/migrating-from-pytc.md`` shows both side by
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from monai.transforms import Compose, SqueezeDimd
 
 from ..data.multi_volume import MultiVolumeDataset
@@ -280,17 +282,32 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
             **kwargs,
         )
     data = [{k: paths[k][i] for k in paths} for i in range(len(paths["image"]))]
+    load = functools.partial(_load_volumes, pad_size=ds["PAD_SIZE"], pad_mode=ds["PAD_MODE"])
     return MultiVolumeDataset(
-        data, transform, spatial_size=transform.transforms[0].spatial_size, load=_load_volumes, **kwargs
+        data, transform, spatial_size=transform.transforms[0].spatial_size, load=load, **kwargs
     )
 
 
-def _load_volumes(item: Mapping[str, str]) -> dict:
-    """Whole volumes in memory, channel-first ``(1, Z, Y, X)``, from any file :func:`open_volume` reads."""
+_PAD_MODES = ("reflect", "symmetric", "constant", "edge")
+
+
+def _load_volumes(
+    item: Mapping[str, str], pad_size: Sequence[int] = (0, 0, 0), pad_mode: str = "reflect"
+) -> dict:
+    """Whole volumes in memory, channel-first ``(1, Z, Y, X)``, padded by ``pad_size`` per side as PyTC pads
+    them (``DATASET.PAD_SIZE`` / ``PAD_MODE``), from any file :func:`open_volume` reads."""
+    if pad_mode not in _PAD_MODES:
+        raise ValueError(f"PyTC config key DATASET.PAD_MODE: expected one of {_PAD_MODES}, got {pad_mode!r}")
+    pads = [int(p) for p in pad_size]
+    if len(pads) != 3 or min(pads) < 0:
+        raise ValueError(f"PyTC config key DATASET.PAD_SIZE: expected 3 sizes >= 0, got {list(pad_size)}")
     out = {}
     for key, path in item.items():
         vol = open_volume(path, role=role_of_key(key))
-        out[key] = vol.read(tuple((0, n) for n in vol.shape))[None]
+        data = vol.read(tuple((0, n) for n in vol.shape))
+        if any(pads):
+            data = np.pad(data, [(p, p) for p in pads], mode=pad_mode)
+        out[key] = data[None]
     return out
 
 

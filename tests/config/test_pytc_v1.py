@@ -197,7 +197,7 @@ def test_do_singly_with_a_3d_model_runs_chunked_inference_once_per_volume(tmp_pa
     cfg = load_pytc_config(
         {"MODEL": {"INPUT_SIZE": [4, 16, 16]},
          "INFERENCE": {"DO_SINGLY": True, "DO_SINGLY_START_INDEX": 1, "IMAGE_NAME": "v0.h5@v1.h5@v2.h5",
-                       "INPUT_PATH": str(tmp_path), "OUTPUT_PATH": str(tmp_path / "out"), "STRIDE": [2, 8, 8]}}
+                       "INPUT_PATH": str(tmp_path), "OUTPUT_PATH": str(tmp_path / "out"), "STRIDE": [2, 8, 8], "PAD_SIZE": [1, 4, 4]}}
     )  # fmt: skip
     torch.manual_seed(0)
     net = torch.nn.Conv3d(1, 2, 3, padding=1).eval()
@@ -210,7 +210,7 @@ def test_do_singly_with_a_3d_model_runs_chunked_inference_once_per_volume(tmp_pa
     assert not (tmp_path / "out" / "v0.h5").exists()
     # each equals the plain 3D inference of that volume
     ref = ChunkedInference(
-        net, roi_size=(4, 16, 16), output_dir=tmp_path / "ref", overlap=(0.5, 0.5, 0.5), pad_size=(2, 64, 64),
+        net, roi_size=(4, 16, 16), output_dir=tmp_path / "ref", overlap=(0.5, 0.5, 0.5), pad_size=(1, 4, 4),
         activation="sigmoid", progress=False,
     )(tmp_path / "v2.h5")  # fmt: skip
     with h5py.File(outs[1]) as a, h5py.File(ref) as b:
@@ -348,3 +348,32 @@ def test_unsupported_v1_keys_warn_apart_from_typos():
         warnings.simplefilter("always")
         load_pytc_config({"DATASET": {"DATA_SCALE": [1.0, 0.5, 0.5]}})
     assert not any("typo" in str(w.message) for w in caught)
+
+
+def test_multi_volume_names_train_on_every_volume_padded_as_pytc(tmp_path):
+    shapes = [(6, 40, 40), (8, 48, 40)]
+    for i, shape in enumerate(shapes):
+        vol = np.full(shape, 10 * (i + 1), np.uint8)
+        vol[0] = 0  # a marker section: reflect padding mirrors section 1, not 0
+        with h5py.File(tmp_path / f"im{i}.h5", "w") as f:
+            f["main"] = vol
+        with h5py.File(tmp_path / f"seg{i}.h5", "w") as f:
+            f["main"] = np.ones(shape, np.uint16)
+    cfg = load_pytc_config(
+        {"MODEL": {"INPUT_SIZE": [4, 16, 16]}, "AUGMENTOR": {"ENABLED": False},
+         "DATASET": {"INPUT_PATH": str(tmp_path), "IMAGE_NAME": "im0.h5@im1.h5", "LABEL_NAME": "seg0.h5@seg1.h5",
+                     "PAD_SIZE": [1, 2, 3]}}
+    )  # fmt: skip
+    from monai_em.config import build_train_dataset
+
+    ds = build_train_dataset(cfg, samples_per_epoch=40)
+    for vols, shape in zip(ds.volumes, shapes, strict=True):
+        assert vols["image"].shape == (1, shape[0] + 2, shape[1] + 4, shape[2] + 6)
+        assert vols["image"][0, 0, 5, 5] == vols["image"][0, 2, 5, 5], "reflect padding mirrors section 1"
+    seen = set()
+    for i in range(40):
+        item = ds[i]
+        item = item[0] if isinstance(item, list) else item
+        assert tuple(item["image"].shape) == (1, 4, 16, 16)
+        seen |= set(np.unique(np.asarray(item["image"])).tolist()) - {0}
+    assert seen == {10, 20}, "both volumes are sampled"

@@ -22,6 +22,7 @@ from .pytc_build import (
     inference_blending,
     inference_overlap,
     inference_roi,
+    positive,
     volume_paths,
 )
 
@@ -113,8 +114,7 @@ def _scheduler(cfg: PyTCConfig) -> tuple[str, bool]:
 
 def _epoch_length(cfg: PyTCConfig) -> int:
     """One bundle epoch = PyTC's validation interval (at most the whole run), so validation keeps its cadence."""
-    solver = cfg["SOLVER"]
-    return max(1, min(solver["ITERATION_VAL"], solver["ITERATION_TOTAL"]))
+    return min(positive(cfg, "SOLVER.ITERATION_VAL"), positive(cfg, "SOLVER.ITERATION_TOTAL"))
 
 
 def _output_name(cfg: PyTCConfig) -> str:
@@ -151,8 +151,8 @@ BUNDLE_IDS: dict[str, dict[str, _T]] = {
         "augment": (("AUGMENTOR.ENABLED",), lambda c: c["AUGMENTOR"]["ENABLED"]),
         "target": (("MODEL.TARGET_OPT",), lambda c: (bundle_target(c) or (None,))[0]),
         "boundary_width": (("MODEL.TARGET_OPT",), lambda c: (bundle_target(c) or (None, None))[1]),
-        "batch_size": (("SOLVER.SAMPLES_PER_BATCH",), lambda c: c["SOLVER"]["SAMPLES_PER_BATCH"]),
-        "learning_rate": (("SOLVER.BASE_LR",), lambda c: c["SOLVER"]["BASE_LR"]),
+        "batch_size": (("SOLVER.SAMPLES_PER_BATCH",), lambda c: positive(c, "SOLVER.SAMPLES_PER_BATCH")),
+        "learning_rate": (("SOLVER.BASE_LR",), lambda c: positive(c, "SOLVER.BASE_LR")),
         "lr_scheduler": (("SOLVER.LR_SCHEDULER_NAME",), lambda c: _scheduler(c)[0]),
         "lr_steps": (("SOLVER.STEPS",), lambda c: list(c["SOLVER"]["STEPS"])),
         "lr_gamma": (("SOLVER.GAMMA",), lambda c: c["SOLVER"]["GAMMA"]),
@@ -188,7 +188,10 @@ BUNDLE_IDS: dict[str, dict[str, _T]] = {
         "activation": (("INFERENCE.OUTPUT_ACT",), inference_activation),
         "tta": (("INFERENCE.AUG_NUM",), lambda c: c["INFERENCE"]["AUG_NUM"] or False),
         "tta_merge": (("INFERENCE.AUG_MODE",), lambda c: c["INFERENCE"]["AUG_MODE"]),
-        "sw_batch_size": (("INFERENCE.SAMPLES_PER_BATCH",), lambda c: c["INFERENCE"]["SAMPLES_PER_BATCH"]),
+        "sw_batch_size": (
+            ("INFERENCE.SAMPLES_PER_BATCH",),
+            lambda c: positive(c, "INFERENCE.SAMPLES_PER_BATCH"),
+        ),
         "output_dir": (("INFERENCE.OUTPUT_PATH",), lambda c: c["INFERENCE"]["OUTPUT_PATH"] or "."),
         "output_file": (("INFERENCE.OUTPUT_PATH", "INFERENCE.OUTPUT_NAME"), _output_name),
         "do_2d": (("DATASET.DO_2D",), lambda c: c["DATASET"]["DO_2D"]),

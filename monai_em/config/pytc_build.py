@@ -71,6 +71,14 @@ _AUGMENTATIONS: dict[str, tuple[str, dict[str, str]]] = {
 }
 
 
+def positive(config, key: str) -> int | float:
+    """The value of a dotted PyTC key that must be > 0 (counts, iterations, batch sizes), else ValueError naming it."""
+    value = _cfg(config).get_path(key)
+    if value is None or value <= 0:
+        raise ValueError(f"PyTC config key {key}: expected a value > 0, got {value!r}")
+    return value
+
+
 def _cfg(config) -> PyTCConfig:
     return config if isinstance(config, PyTCConfig) else load_pytc_config(config)
 
@@ -244,6 +252,10 @@ def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str
         if not value:
             continue
         items = value.split("@") if isinstance(value, str) else list(value)
+        if any(not isinstance(p, str) or not p.strip() for p in items):
+            raise ValueError(
+                f"PyTC config key {section}.{name}: an empty or non-text volume name in {value!r}"
+            )
         out[key] = [p if absolute or os.path.isabs(p) else os.path.join(base, p) for p in items]
     if "image" not in out:
         raise ValueError(
@@ -406,7 +418,7 @@ def build_inference(config, network: Callable, **kwargs: Any):
         activation=inference_activation(cfg),
         tta=build_tta(cfg),
         mode=inference_blending(cfg),
-        sw_batch_size=inf["SAMPLES_PER_BATCH"],
+        sw_batch_size=positive(cfg, "INFERENCE.SAMPLES_PER_BATCH"),
     )
     if inf["TEST_NUM"] != 1:  # PyTC's test workers: this process predicts share TEST_ID of TEST_NUM
         if not 0 <= inf["TEST_ID"] < inf["TEST_NUM"]:

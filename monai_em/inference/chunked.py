@@ -229,6 +229,8 @@ class ChunkedInference:
             raise ValueError(f"section_ext must be 'png' or 'tif', got {section_ext!r}")
         if section_dir is not None and section_ext == "png" and output_dtype != "uint8":
             raise ValueError(f"section_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}; use 'tif'")
+        if isinstance(sw_batch_size, (str, bytes)) or int(sw_batch_size) < 1:
+            raise ValueError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r}")
         self.mode, self.sigma_scale, self.sw_batch_size = mode, sigma_scale, int(sw_batch_size)
         self.weights = window_weights(self.roi, mode, sigma_scale)
         self.output_dtype, self.intensity_scale, self.device = output_dtype, intensity_scale, device

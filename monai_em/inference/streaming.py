@@ -225,6 +225,10 @@ class ImageListInference:
             raise ValueError(f"output_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}")
         if rgb not in ("gray", "channels"):
             raise ValueError(f"rgb must be 'gray' or 'channels', got {rgb!r}")
+        if isinstance(sw_batch_size, (str, bytes)) or int(sw_batch_size) < 1:
+            raise ValueError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r}")
+        if not all(0 <= o < 1 for o in np.broadcast_to(np.asarray(overlap, dtype=float), 2)):
+            raise ValueError(f"overlap must be in [0, 1) per axis, got {overlap!r}")
         self.predictor = WindowPredictor(network, 2, activation, tta)
         self.overlap, self.mode, self.sigma_scale, self.sw_batch_size = (
             overlap,

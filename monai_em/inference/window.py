@@ -183,6 +183,8 @@ def sliding_window_block(
     MONAI would otherwise zero-pad it.
     """
     roi = tuple(int(r) for r in roi_size)
+    if isinstance(sw_batch_size, (str, bytes)) or int(sw_batch_size) < 1:
+        raise ValueError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r}")
     if len(roi) != block.ndim - 1:
         raise ValueError(f"roi_size {roi} does not match a block of shape {tuple(block.shape)} (C, *spatial)")
     if weights is None:

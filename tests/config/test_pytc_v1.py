@@ -377,3 +377,23 @@ def test_multi_volume_names_train_on_every_volume_padded_as_pytc(tmp_path):
         assert tuple(item["image"].shape) == (1, 4, 16, 16)
         seen |= set(np.unique(np.asarray(item["image"])).tolist()) - {0}
     assert seen == {10, 20}, "both volumes are sampled"
+
+
+@pytest.mark.parametrize(
+    "config, bundle_id, key",
+    [({"SOLVER": {"ITERATION_TOTAL": 0}}, "epochs", "SOLVER.ITERATION_TOTAL"),
+     ({"SOLVER": {"ITERATION_VAL": 0}}, "epoch_length", "SOLVER.ITERATION_VAL"),
+     ({"SOLVER": {"SAMPLES_PER_BATCH": 0}}, "batch_size", "SOLVER.SAMPLES_PER_BATCH"),
+     ({"SOLVER": {"BASE_LR": -0.1}}, "learning_rate", "SOLVER.BASE_LR"),
+     ({"INFERENCE": {"SAMPLES_PER_BATCH": 0}}, "sw_batch_size", "INFERENCE.SAMPLES_PER_BATCH"),
+     ({"INFERENCE": {"STRIDE": [0, 8, 8]}}, "overlap", "INFERENCE.STRIDE"),
+     ({"DATASET": {"IMAGE_NAME": "a.h5@"}}, "image_json", "DATASET.IMAGE_NAME")],
+)  # fmt: skip
+def test_out_of_range_values_raise_naming_the_pytc_key(config, bundle_id, key):
+    bundle = (
+        "inference"
+        if bundle_id in BUNDLE_IDS["inference"] and bundle_id not in BUNDLE_IDS["train"]
+        else "train"
+    )
+    with pytest.raises(ValueError, match=rf"PyTC config key {key}"):
+        pytc_bundle_value(config, bundle_id, None, bundle)

@@ -229,3 +229,13 @@ def test_empty_image_list_raises(tmp_path):
         with pytest.raises(ValueError, match="no image listed for inference"):
             read_path_list(empty)
     assert not (tmp_path / "out").exists()
+
+
+def test_window_batch_and_overlap_are_checked_up_front(tmp_path):
+    with pytest.raises(ValueError, match="sw_batch_size must be an int >= 1"):
+        ChunkedInference(torch.nn.Identity(), (4, 8, 8), tmp_path / "a", sw_batch_size=0)
+    with pytest.raises(ValueError, match="sw_batch_size must be an int >= 1"):
+        ImageListInference(torch.nn.Identity(), (8, 8), tmp_path / "b", sw_batch_size=0)
+    with pytest.raises(ValueError, match=r"overlap must be in \[0, 1\)"):
+        ImageListInference(torch.nn.Identity(), (8, 8), tmp_path / "b", overlap=1.5)
+    assert list(tmp_path.iterdir()) == []

@@ -117,10 +117,6 @@ def _epoch_length(cfg: PyTCConfig) -> int:
     return min(positive(cfg, "SOLVER.ITERATION_VAL"), positive(cfg, "SOLVER.ITERATION_TOTAL"))
 
 
-def _output_name(cfg: PyTCConfig) -> str:
-    return os.path.join(cfg["INFERENCE"]["OUTPUT_PATH"] or ".", cfg["INFERENCE"]["OUTPUT_NAME"])
-
-
 def _chunked(cfg: PyTCConfig) -> bool:
     return bool(_inference(cfg, "DO_CHUNK_TITLE", "DATASET.DO_CHUNK_TITLE"))
 
@@ -192,8 +188,9 @@ BUNDLE_IDS: dict[str, dict[str, _T]] = {
             ("INFERENCE.SAMPLES_PER_BATCH",),
             lambda c: positive(c, "INFERENCE.SAMPLES_PER_BATCH"),
         ),
-        "output_dir": (("INFERENCE.OUTPUT_PATH",), lambda c: c["INFERENCE"]["OUTPUT_PATH"] or "."),
-        "output_file": (("INFERENCE.OUTPUT_PATH", "INFERENCE.OUTPUT_NAME"), _output_name),
+        # PyTC's empty OUTPUT_PATH (the working directory) keeps the bundle's eval/prediction instead
+        "output_dir": (("INFERENCE.OUTPUT_PATH",), lambda c: c["INFERENCE"]["OUTPUT_PATH"] or None),
+        "output_name": (("INFERENCE.OUTPUT_NAME",), lambda c: c["INFERENCE"]["OUTPUT_NAME"]),
         "do_2d": (("DATASET.DO_2D",), lambda c: c["DATASET"]["DO_2D"]),
         "target": (("MODEL.TARGET_OPT",), lambda c: (bundle_target(c) or (None,))[0]),
     },

@@ -254,7 +254,8 @@ def test_snemi_keys_map_onto_the_bundle_ids(tmp_path):
     assert infer("overlap") == pytest.approx([1 - 8 / 17, 1 - 128 / 257, 1 - 128 / 257], abs=1e-4)
     assert infer("sw_batch_size") == 16 and infer("tta") == 8 and infer("tta_merge") == "mean"
     assert infer("activation") == "sigmoid"
-    assert infer("output_file") == "outputs/SNEMI3D/test/result.h5"
+    assert (infer("output_dir"), infer("output_name")) == ("outputs/SNEMI3D/test", "result.h5")
+    assert pytc_bundle_value({}, "output_dir", "eval/prediction", "inference") == "eval/prediction"
     assert infer("image_json") == "datasets/SNEMI3D/test_image.h5"  # INFERENCE.INPUT_PATH unset: DATASET's
     assert infer("infer_chunk_num") == [1, 1, 1]
 

@@ -28,13 +28,13 @@ from .pytc_build import (
 
 __all__ = [
     "BUNDLE_IDS",
+    "bundle_table",
     "bundle_target",
     "existing_checkpoint",
-    "save_if_missing",
-    "bundle_table",
     "load_pytc_bundle_config",
     "network_input_size",
     "pytc_bundle_value",
+    "save_if_missing",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,10 +78,8 @@ def bundle_target(cfg: PyTCConfig) -> tuple[str, int] | None:
     reported as ignored. The switch to ``monai_em.transforms.targets.target_from_pytc_option`` (all
     PyTC target codes) belongs here, in this one function.
     """
-    if "MODEL.TARGET_OPT" not in cfg.user_keys:
-        return (
-            None  # PyTC's default ['0'] (binary mask) has no bundle target yet: the bundle's default stands
-        )
+    if "MODEL.TARGET_OPT" not in cfg.user_keys:  # PyTC's default ['0'] (binary mask) has no bundle target yet
+        return None
     options = [str(o) for o in cfg["MODEL"]["TARGET_OPT"]]
     for opt in options:
         if opt[:1] in _TARGETS:

@@ -231,10 +231,13 @@ def bundle_table(cfg: PyTCConfig, bundle: str = "train") -> str:
         read.update(keys)
         value = fn(cfg)
         given = [k for k in keys if k in cfg.user_keys]
-        source = "YAML" if given else "PyTC default"
+        source = "YAML" if keys[0] in given else "PyTC default"
+        if given and keys[0] not in given:
+            source += f" (with YAML {', '.join(given)})"
+        shown = repr(value)
         if value is None:
-            value, source = "-", "bundle default"
-        rows.append((bundle_id, keys[0], repr(value), source))
+            shown, source = "-", "bundle default"
+        rows.append((bundle_id, keys[0], shown, source))
     prefixes = _READ_BY_BUILDERS[bundle]
     unused = sorted(k for k in cfg.user_keys if k not in read and not any(k.startswith(p) for p in prefixes))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -1,7 +1,18 @@
 """PyTorch Connectomics YAML compatibility."""
 
+from .bundle import (
+    BUNDLE_IDS,
+    bundle_table,
+    bundle_target,
+    existing_checkpoint,
+    load_pytc_bundle_config,
+    network_input_size,
+    pytc_bundle_value,
+    save_if_missing,
+)
 from .pytc import PyTCConfig, load_pytc_config, pytc_defaults
 from .pytc_build import (
+    VolumeListInference,
     augmentor_kwargs,
     build_augmentations,
     build_augmentor,
@@ -9,7 +20,13 @@ from .pytc_build import (
     build_rejection_crop,
     build_train_dataset,
     build_train_transform,
+    build_tta,
+    inference_activation,
+    inference_blending,
+    inference_overlap,
+    inference_roi,
     pytc_targets,
     pytc_value,
+    tta_from_aug_num,
     volume_paths,
 )

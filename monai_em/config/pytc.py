@@ -3,12 +3,14 @@
 People migrating from PyTC keep their YAML files. :func:`load_pytc_config` merges a file (or dict)
 over PyTC's defaults for every key monai_em understands (``pytc_defaults.yaml`` beside this module),
 warns once about keys it does not know (typos must not pass silently), and raises ``ValueError``
-naming the key for a value of the wrong type. The ``build_*`` functions turn the result into the
+naming the key for a value of the wrong type. String values are read as the Python literal they
+spell where they spell one (``AUG_NUM: None``, ``BASE_LR: 1e-3``), as PyTC's yacs does. The ``build_*`` functions turn the result into the
 equivalent monai_em / MONAI components.
 """
 
 from __future__ import annotations
 
+import ast
 import copy
 import os
 import warnings
@@ -22,15 +24,34 @@ __all__ = ["IGNORED_SECTIONS", "PyTCConfig", "load_pytc_config", "pytc_defaults"
 
 _DEFAULTS_FILE = Path(__file__).with_name("pytc_defaults.yaml")
 
-# PyTC sections/keys about its own model zoo, solver, logging: accepted, not used (MONAI bundles own these).
-IGNORED_SECTIONS = ("SYSTEM", "SOLVER", "MONITOR")
-_IGNORED_MODEL_KEYS = {
-    "ARCHITECTURE", "BLOCK_TYPE", "BACKBONE", "DEPLOY_MODE", "FILTERS", "BLOCKS", "KERNEL_SIZES", "ATTENTION",
-    "ISOTROPY", "LABEL_EROSION", "LABEL_DILATION", "WEIGHT_OPT", "LOSS_OPTION", "OUTPUT_ACT", "LOSS_WEIGHT",
-    "LOSS_KWARGS_KEY", "LOSS_KWARGS_VAL", "PAD_MODE", "NORM_MODE", "ACT_MODE", "POOLING_LAYER",
-    "MIXED_PRECESION", "EMBEDDING", "HEAD_DEPTH", "REGU_OPT", "REGU_TARGET", "REGU_WEIGHT", "FINETUNE",
-    "EXACT", "SIZE_MATCH", "PRE_MODEL", "PRE_MODEL_LAYER", "PRE_MODEL_ITER", "AUX_OUT",
+# PyTC sections/keys about its own model zoo, optimiser, logging: accepted, reported as ignored, not used
+# (the MONAI bundle owns the network, optimiser and handlers).
+IGNORED_SECTIONS = ("SYSTEM", "MONITOR")
+_IGNORED_KEYS = {
+    "MODEL": {
+        "ARCHITECTURE", "BLOCK_TYPE", "BACKBONE", "DEPLOY_MODE", "FILTERS", "BLOCKS", "KERNEL_SIZES",
+        "ATTENTION", "ISOTROPY", "LABEL_EROSION", "LABEL_DILATION", "WEIGHT_OPT", "LOSS_OPTION", "OUTPUT_ACT",
+        "LOSS_WEIGHT", "LOSS_KWARGS_KEY", "LOSS_KWARGS_VAL", "PAD_MODE", "NORM_MODE", "ACT_MODE",
+        "POOLING_LAYER", "MIXED_PRECESION", "EMBEDDING", "HEAD_DEPTH", "REGU_OPT", "REGU_TARGET", "REGU_WEIGHT",
+        "FINETUNE", "EXACT", "SIZE_MATCH", "PRE_MODEL", "PRE_MODEL_LAYER", "PRE_MODEL_ITER", "AUX_OUT",
+    },
+    "SOLVER": {
+        "NAME", "ITERATION_STEP", "ITERATION_SAVE", "ITERATION_RESTART", "BIAS_LR_FACTOR", "WEIGHT_DECAY_BIAS",
+        "MOMENTUM", "BETAS", "WEIGHT_DECAY", "WEIGHT_DECAY_NORM", "WARMUP_FACTOR", "WARMUP_METHOD",
+        "CLIP_GRADIENTS", "SWA",
+    },
 }  # fmt: skip
+
+
+# PyTC v1.0 keys with no monai_em counterpart: reported apart from unknown keys (which may be typos)
+UNSUPPORTED_KEYS = frozenset({
+    "DATASET.DATA_SCALE", "DATASET.IMAGE_SCALE", "DATASET.LABEL_SCALE", "DATASET.VALID_MASK_SCALE",
+    "DATASET.SCALE_FACTOR", "DATASET.VAL_PAD_SIZE", "DATASET.LABEL_VAST", "DATASET.IS_ISOTROPIC",
+    "DATASET.DROP_CHANNEL", "DATASET.REDUCE_LABEL", "DATASET.ENSURE_MIN_SIZE", "DATASET.NORMALIZE_RANGE",
+    "DATASET.LABEL_BINARY", "DATASET.LABEL_MAG", "DATASET.DATA_CHUNK_IND", "DATASET.CHUNK_IND_SPLIT",
+    "DATASET.DATA_COORD_RANGE", "DATASET.MATCH_ACT", "INFERENCE.TENSORSTORE_PATH", "INFERENCE.DATA_SCALE",
+    "INFERENCE.OUTPUT_SCALE", "INFERENCE.MODEL_RETURN_FEATS",
+})  # fmt: skip
 
 
 def pytc_defaults() -> dict[str, Any]:
@@ -68,23 +89,34 @@ def _check_value(key: str, value: Any, default: Any) -> Any:
     raise ValueError(f"PyTC config key {key}: expected {_type_name(default)} like {default!r}, got {value!r}")
 
 
-def _merge(defaults: dict, user: Mapping, prefix: str, unknown: list[str]) -> dict:
+def _decode(value: Any) -> Any:
+    """A string value as the Python literal it spells (``'None'``, ``'1e-3'``, ``'[1, 2]'``), as PyTC's yacs decodes."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return value
+
+
+def _merge(defaults: dict, user: Mapping, prefix: str, seen: dict[str, set[str]]) -> dict:
+    """``user`` over ``defaults``; records dotted paths in ``seen["set"]``, ``["ignored"]``, ``["unknown"]``."""
     out = copy.deepcopy(defaults)
     for key, value in user.items():
         path = f"{prefix}{key}"
-        if prefix == "" and key in IGNORED_SECTIONS:
-            continue
-        if prefix == "MODEL." and key in _IGNORED_MODEL_KEYS:
+        if (prefix == "" and key in IGNORED_SECTIONS) or key in _IGNORED_KEYS.get(prefix[:-1], ()):
+            seen["ignored"].add(path)
             continue
         if key not in defaults:
-            unknown.append(path)
+            seen["unknown"].add(path)
             continue
         if isinstance(defaults[key], dict):
             if not isinstance(value, Mapping):
                 raise ValueError(f"PyTC config key {path}: expected a mapping of sub-keys, got {value!r}")
-            out[key] = _merge(defaults[key], value, f"{path}.", unknown)
+            out[key] = _merge(defaults[key], value, f"{path}.", seen)
         else:
-            out[key] = _check_value(path, value, defaults[key])
+            out[key] = _check_value(path, _decode(value), defaults[key])
+            seen["set"].add(path)
     return out
 
 
@@ -98,6 +130,10 @@ class PyTCConfig(dict):
     """
 
     source: str | None = None
+    #: dotted keys the file(s) set, keys accepted but ignored (PyTC's model zoo, SYSTEM, ...), unknown keys
+    user_keys: frozenset[str] = frozenset()
+    ignored_keys: frozenset[str] = frozenset()
+    unknown_keys: frozenset[str] = frozenset()
 
     def get_path(self, dotted: str) -> Any:
         node: Any = self
@@ -120,7 +156,7 @@ def load_pytc_config(config: str | os.PathLike | Mapping, *base: str | os.PathLi
         UserWarning: listing every key monai_em does not know (a typo, or a PyTC feature not ported).
     """
     merged: dict = pytc_defaults()
-    unknown: list[str] = []
+    seen: dict[str, set[str]] = {"set": set(), "ignored": set(), "unknown": set()}
     sources = []
     for item in (*base, config):
         if isinstance(item, Mapping):
@@ -136,12 +172,21 @@ def load_pytc_config(config: str | os.PathLike | Mapping, *base: str | os.PathLi
             name = os.fspath(path)
         if not isinstance(data, Mapping):
             raise ValueError(f"PyTC config {name} must be a mapping of sections, got {type(data).__name__}")
-        merged = _merge(merged, data, "", unknown)
+        merged = _merge(merged, data, "", seen)
         sources.append(name)
+    unsupported = seen["unknown"] & UNSUPPORTED_KEYS
+    unknown = seen["unknown"] - UNSUPPORTED_KEYS
     if unknown:
         warnings.warn(
             f"PyTC config {', '.join(sources)}: unknown keys ignored (typo, or not supported by monai_em): "
-            f"{', '.join(sorted(set(unknown)))}",
+            f"{', '.join(sorted(unknown))}",
+            UserWarning,
+            stacklevel=2,
+        )
+    if unsupported:
+        warnings.warn(
+            f"PyTC config {', '.join(sources)}: PyTC v1.0 keys that monai_em does not support, ignored: "
+            f"{', '.join(sorted(unsupported))}",
             UserWarning,
             stacklevel=2,
         )
@@ -153,4 +198,6 @@ def load_pytc_config(config: str | os.PathLike | Mapping, *base: str | os.PathLi
         )
     cfg = PyTCConfig(merged)
     cfg.source = ", ".join(sources)
+    cfg.user_keys, cfg.ignored_keys = frozenset(seen["set"]), frozenset(seen["ignored"])
+    cfg.unknown_keys = frozenset(seen["unknown"])
     return cfg

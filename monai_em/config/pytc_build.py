@@ -7,10 +7,12 @@ monai_em pipeline would hold. ``docs/migrating-from-pytc.md`` shows both side by
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from monai.transforms import Compose, SqueezeDimd
 
 from ..data.multi_volume import MultiVolumeDataset
@@ -27,18 +29,25 @@ __all__ = [
     "build_augmentations",
     "build_augmentor",
     "build_inference",
+    "build_tta",
+    "inference_activation",
+    "inference_blending",
+    "inference_overlap",
+    "inference_roi",
+    "tta_from_aug_num",
     "build_rejection_crop",
     "build_train_dataset",
     "build_train_transform",
     "pytc_targets",
     "pytc_value",
     "volume_paths",
+    "VolumeListInference",
 ]
 
 # PyTC AUGMENTOR section -> (monai_em builder name, {PyTC key: constructor argument})
 _AUGMENTATIONS: dict[str, tuple[str, dict[str, str]]] = {
     "ROTATE": ("rotate", {"P": "prob", "ROT90": "rot90"}),
-    "RESCALE": ("rescale", {"P": "prob"}),
+    "RESCALE": ("rescale", {"P": "prob", "FIX_ASPECT": "fix_aspect"}),
     "FLIP": ("flip", {"P": "prob", "DO_ZTRANS": "do_ztrans"}),
     "ELASTIC": ("elastic", {"P": "prob", "ALPHA": "alpha", "SIGMA": "sigma"}),
     "GRAYSCALE": ("grayscale", {"P": "prob"}),
@@ -61,6 +70,14 @@ _AUGMENTATIONS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "CUTNOISE": ("cutnoise", {"P": "prob", "LENGTH_RATIO": "length_ratio", "SCALE": "scale"}),
 }
+
+
+def positive(config, key: str) -> int | float:
+    """The value of a dotted PyTC key that must be > 0 (counts, iterations, batch sizes), else ValueError naming it."""
+    value = _cfg(config).get_path(key)
+    if value is None or value <= 0:
+        raise ValueError(f"PyTC config key {key}: expected a value > 0, got {value!r}")
+    return value
 
 
 def _cfg(config) -> PyTCConfig:
@@ -113,6 +130,10 @@ def build_augmentor(config) -> EMAugmentor:
     """
     cfg = _cfg(config)
     kwargs = augmentor_kwargs(cfg)
+    if not cfg["AUGMENTOR"]["ENABLED"]:  # PyTC: no augmentor, samples cropped to MODEL.INPUT_SIZE
+        return EMAugmentor(
+            [], kwargs["input_size"], smooth_labels=kwargs["smooth_labels"], label_keys=["label"]
+        )
     if not cfg["AUGMENTOR"]["COPYPASTE"]["ENABLED"]:
         return EMAugmentor.from_targets(**kwargs)
     transforms = build_augmentations(cfg, kwargs["targets"])
@@ -132,6 +153,8 @@ def build_augmentations(
     """
     cfg = _cfg(config)
     kwargs = augmentor_kwargs(cfg)
+    if not cfg["AUGMENTOR"]["ENABLED"]:
+        return []
     targets = dict(targets or kwargs["targets"])
     for key in ("input_size", "targets", "smooth_labels"):
         kwargs.pop(key)
@@ -190,6 +213,7 @@ def build_rejection_crop(config, augmentor: EMAugmentor | None = None) -> RandRe
         size_thres=reject["SIZE_THRES"],
         reject_p=reject["P"],
         diversity=reject["DIVERSITY"],
+        max_trials=reject["NUM_TRIAL"],
         valid_ratio=cfg["DATASET"]["VALID_RATIO"],
     )
 
@@ -218,14 +242,21 @@ def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str
         "label": f"{prefix}LABEL_NAME",
         "valid_mask": f"{prefix}VALID_MASK_NAME",
     }
-    absolute = bool(sec.get("IS_ABSOLUTE_PATH"))
-    base = sec.get("INPUT_PATH") or ""
+    absolute, base = sec.get("IS_ABSOLUTE_PATH"), sec.get("INPUT_PATH")
+    if section == "INFERENCE":  # unset INFERENCE paths fall back to DATASET's (PyTC's update_inference_cfg)
+        absolute = cfg["DATASET"]["IS_ABSOLUTE_PATH"] if absolute is None else absolute
+        base = cfg["DATASET"]["INPUT_PATH"] if base is None else base
+    absolute, base = bool(absolute), base or ""
     out = {}
     for key, name in names.items():
         value = sec.get(name)
         if not value:
             continue
         items = value.split("@") if isinstance(value, str) else list(value)
+        if any(not isinstance(p, str) or not p.strip() for p in items):
+            raise ValueError(
+                f"PyTC config key {section}.{name}: an empty or non-text volume name in {value!r}"
+            )
         out[key] = [p if absolute or os.path.isabs(p) else os.path.join(base, p) for p in items]
     if "image" not in out:
         raise ValueError(
@@ -264,62 +295,233 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
             **kwargs,
         )
     data = [{k: paths[k][i] for k in paths} for i in range(len(paths["image"]))]
+    load = functools.partial(_load_volumes, pad_size=ds["PAD_SIZE"], pad_mode=ds["PAD_MODE"])
     return MultiVolumeDataset(
-        data, transform, spatial_size=transform.transforms[0].spatial_size, load=_load_volumes, **kwargs
+        data, transform, spatial_size=transform.transforms[0].spatial_size, load=load, **kwargs
     )
 
 
-def _load_volumes(item: Mapping[str, str]) -> dict:
-    """Whole volumes in memory, channel-first ``(1, Z, Y, X)``, from any file :func:`open_volume` reads."""
+_PAD_MODES = ("reflect", "symmetric", "constant", "edge")
+
+
+def _load_volumes(
+    item: Mapping[str, str], pad_size: Sequence[int] = (0, 0, 0), pad_mode: str = "reflect"
+) -> dict:
+    """Whole volumes in memory, channel-first ``(1, Z, Y, X)``, padded by ``pad_size`` per side as PyTC pads
+    them (``DATASET.PAD_SIZE`` / ``PAD_MODE``), from any file :func:`open_volume` reads."""
+    if pad_mode not in _PAD_MODES:
+        raise ValueError(f"PyTC config key DATASET.PAD_MODE: expected one of {_PAD_MODES}, got {pad_mode!r}")
+    pads = [int(p) for p in pad_size]
+    if len(pads) != 3 or min(pads) < 0:
+        raise ValueError(f"PyTC config key DATASET.PAD_SIZE: expected 3 sizes >= 0, got {list(pad_size)}")
     volumes = {key: open_volume(path, role=role_of_key(key)) for key, path in item.items()}
     check_compatible(volumes)  # an image/label pair must cover the same voxels
-    return {key: vol.read(tuple((0, n) for n in vol.shape))[None] for key, vol in volumes.items()}
+    out = {}
+    for key, vol in volumes.items():
+        data = vol.read(tuple((0, n) for n in vol.shape))
+        if any(pads):
+            data = np.pad(data, [(p, p) for p in pads], mode=pad_mode)
+        out[key] = data[None]
+    return out
+
+
+# PyTC INFERENCE.AUG_NUM -> (flipped axes, y/x transpose), as its TestAugmentor; None or 0: no augmentation.
+# A 2D model has no z to flip, so 16 gives the 8 variants of 8 (PyTC caps 2D at 8).
+_AUG_NUM = {4: (("y", "x"), False), 8: (("y", "x"), True), 16: (("z", "y", "x"), True)}
+_AUG_MODES = ("mean", "min", "max")
+_BLENDING = {"gaussian": "gaussian", "bump": "gaussian", "constant": "constant", "average": "constant"}
+
+
+def tta_from_aug_num(aug_num: int | bool | None, merge: str = "mean"):
+    """The :class:`TestTimeFlips` of PyTC's ``INFERENCE.AUG_NUM`` / ``AUG_MODE``; None for None, 0 or False.
+
+    ``4``: flips of y and x (4 variants); ``8``: the same with and without the y/x transpose;
+    ``16`` (or True): flips of z, y and x with and without the transpose (PyTC's ``TestAugmentor``).
+    """
+    from ..inference import TestTimeFlips
+
+    if aug_num is None or aug_num is False or aug_num == 0:
+        return None
+    num = 16 if aug_num is True else aug_num
+    if num not in _AUG_NUM:
+        raise ValueError(f"PyTC config key INFERENCE.AUG_NUM: expected null, 0, 4, 8 or 16, got {aug_num!r}")
+    if merge not in _AUG_MODES:
+        raise ValueError(f"PyTC config key INFERENCE.AUG_MODE: expected one of {_AUG_MODES}, got {merge!r}")
+    axes, transpose = _AUG_NUM[num]
+    return TestTimeFlips(flip_axes=axes, transpose_xy=transpose, merge=merge)
+
+
+def build_tta(config):
+    """:func:`tta_from_aug_num` of the config's ``INFERENCE.AUG_NUM`` and ``AUG_MODE``."""
+    inf = _cfg(config)["INFERENCE"]
+    if isinstance(inf["AUG_NUM"], bool):  # True is the bundle's shorthand for 16, not a PyTC value
+        raise ValueError(
+            f"PyTC config key INFERENCE.AUG_NUM: expected null, 0, 4, 8 or 16, got {inf['AUG_NUM']!r}"
+        )
+    return tta_from_aug_num(inf["AUG_NUM"], inf["AUG_MODE"])
+
+
+def inference_roi(config) -> list[int]:
+    """``INFERENCE.INPUT_SIZE``, or ``MODEL.INPUT_SIZE`` when unset (as PyTC's update_inference_cfg)."""
+    cfg = _cfg(config)
+    return list(cfg["INFERENCE"]["INPUT_SIZE"] or cfg["MODEL"]["INPUT_SIZE"])
+
+
+def inference_overlap(config) -> list[float]:
+    """Window overlap per axis from ``INFERENCE.STRIDE``: ``1 - stride / roi`` (0 where stride >= roi)."""
+    cfg = _cfg(config)
+    roi, stride = inference_roi(cfg), list(cfg["INFERENCE"]["STRIDE"])
+    if len(stride) < len(roi) or min(stride[-len(roi) :]) < 1:
+        raise ValueError(
+            f"PyTC config key INFERENCE.STRIDE: expected {len(roi)} positive sizes, got {stride}"
+        )
+    return [round(max(0.0, 1.0 - s / r), 4) for s, r in zip(stride[-len(roi) :], roi, strict=True)]
+
+
+def inference_blending(config) -> str:
+    """``INFERENCE.BLENDING`` as a window mode: ``"gaussian"`` (also ``bump``) or ``"constant"`` (``average``)."""
+    name = _cfg(config)["INFERENCE"]["BLENDING"]
+    if name not in _BLENDING:
+        raise ValueError(
+            f"PyTC config key INFERENCE.BLENDING: expected one of {sorted(_BLENDING)}, got {name!r}"
+        )
+    return _BLENDING[name]
+
+
+def inference_activation(config) -> str | None:
+    """``INFERENCE.OUTPUT_ACT[0]``; None for ``none``."""
+    act = (_cfg(config)["INFERENCE"]["OUTPUT_ACT"] or ["none"])[0]
+    return None if act in (None, "none") else act
 
 
 def build_inference(config, network: Callable, **kwargs: Any):
     """The inference runner of a PyTC config, to be called on the inputs of ``volume_paths(config, "INFERENCE")``.
 
-    - ``INFERENCE.DO_SINGLY``: :class:`ImageListInference`, one 2D image at a time (``IMAGE_NAME`` a
-      txt list, a glob or a list; ``roi_size`` = the last two axes of the input size).
+    - ``INFERENCE.DO_SINGLY`` with ``DATASET.DO_2D``: :class:`ImageListInference`, one 2D image at
+      a time (``IMAGE_NAME`` a txt list, a glob or a list; ``roi_size`` = the last two axes).
+    - ``INFERENCE.DO_SINGLY`` with a 3D model: :class:`VolumeListInference`, the normal 3D inference
+      once per listed volume (from ``DO_SINGLY_START_INDEX`` in steps of ``DO_SINGLY_STEP``).
     - otherwise :class:`ChunkedInference` over the volume, chunked by ``DATASET.DATA_CHUNK_NUM`` when
       ``DO_CHUNK_TITLE`` (``INFERENCE.DO_CHUNK_TITLE`` overrides the DATASET value), else one chunk.
 
     Overlap comes from ``INFERENCE.STRIDE`` (``1 - stride / roi`` per axis), blending from
     ``INFERENCE.BLENDING``, the activation from ``INFERENCE.OUTPUT_ACT[0]``, test-time flips
-    from ``INFERENCE.AUG_NUM`` / ``AUG_MODE``. ``kwargs`` override any runner argument.
+    from ``INFERENCE.AUG_NUM`` / ``AUG_MODE`` (:func:`build_tta`), windows per network call from
+    ``INFERENCE.SAMPLES_PER_BATCH``, this process's share from ``INFERENCE.TEST_ID`` / ``TEST_NUM``.
+    ``kwargs`` override any runner argument.
     """
-    from ..inference import ChunkedInference, ImageListInference, TestTimeFlips
+    from ..inference import ChunkedInference, ImageListInference
 
     cfg = _cfg(config)
     inf, ds = cfg["INFERENCE"], cfg["DATASET"]
-    roi = list(inf["INPUT_SIZE"] or cfg["MODEL"]["INPUT_SIZE"])
-    stride = list(inf["STRIDE"])[-len(roi) :]
-    overlap = [round(max(0.0, 1.0 - s / r), 4) for s, r in zip(stride, roi, strict=True)]
-    blending = {"gaussian": "gaussian", "bump": "gaussian", "constant": "constant", "average": "constant"}
-    if inf["BLENDING"] not in blending:
-        raise ValueError(
-            f"PyTC config key INFERENCE.BLENDING: expected one of {sorted(blending)}, got {inf['BLENDING']!r}"
-        )
-    act = (inf["OUTPUT_ACT"] or ["none"])[0]
-    activation = None if act in (None, "none") else act
-    tta = TestTimeFlips(merge=inf["AUG_MODE"]) if inf["AUG_NUM"] else None
+    roi, overlap = inference_roi(cfg), inference_overlap(cfg)
     output_dir = inf["OUTPUT_PATH"] or "."
-    common = dict(activation=activation, tta=tta, mode=blending[inf["BLENDING"]])
+    common = dict(
+        activation=inference_activation(cfg),
+        tta=build_tta(cfg),
+        mode=inference_blending(cfg),
+        sw_batch_size=positive(cfg, "INFERENCE.SAMPLES_PER_BATCH"),
+    )
+    if inf["TEST_NUM"] != 1:  # PyTC's test workers: this process predicts share TEST_ID of TEST_NUM
+        if not 0 <= inf["TEST_ID"] < inf["TEST_NUM"]:
+            raise ValueError(
+                f"PyTC config keys INFERENCE.TEST_ID / TEST_NUM: need 0 <= TEST_ID < TEST_NUM, got "
+                f"{inf['TEST_ID']} / {inf['TEST_NUM']}"
+            )
+        common.update(rank=inf["TEST_ID"], world_size=inf["TEST_NUM"])
     if ds["DO_2D"]:  # a 2D network: (1, H, W) windows section by section
         roi, overlap = roi[-2:], overlap[-2:]
         common["spatial_dims"] = 2
-    if inf["DO_SINGLY"]:
+    if inf["DO_SINGLY"] and ds["DO_2D"]:
         common.pop("spatial_dims", None)
         args = dict(roi_size=roi[-2:], output_dir=output_dir, overlap=overlap[-2:], **common)
         return ImageListInference(network, **{**args, **kwargs})
     tiled = inf["DO_CHUNK_TITLE"] if inf["DO_CHUNK_TITLE"] is not None else ds["DO_CHUNK_TITLE"]
     args = dict(
         roi_size=roi,
-        output_dir=os.path.join(output_dir, "chunks"),
         chunk_num=ds["DATA_CHUNK_NUM"] if tiled else (1, 1, 1),
         pad_size=inf["PAD_SIZE"] if inf["PAD_SIZE"] is not None else ds["PAD_SIZE"],
         overlap=overlap,
-        output_file=os.path.join(output_dir, inf["OUTPUT_NAME"]),
         **common,
     )
+    if inf["DO_SINGLY"]:
+        return VolumeListInference(
+            network,
+            output_dir,
+            start=inf["DO_SINGLY_START_INDEX"],
+            step=inf["DO_SINGLY_STEP"],
+            **{**args, **kwargs},
+        )
+    args.update(
+        output_dir=os.path.join(output_dir, "chunks"),
+        output_file=os.path.join(output_dir, inf["OUTPUT_NAME"]),
+    )
     return ChunkedInference(network, **{**args, **kwargs})
+
+
+class VolumeListInference:
+    """PyTC ``INFERENCE.DO_SINGLY`` with a 3D model: :class:`ChunkedInference` once per listed volume.
+
+    Input ``dir/name.ext`` gives ``output_dir/name.h5`` (``name_result.h5`` when that is the input
+    itself, as PyTC), with its chunk files in ``output_dir/chunks/name``; a rerun resumes as
+    ChunkedInference does.
+
+    Args:
+        network: 3D torch module (or callable), as for ChunkedInference.
+        output_dir: folder of the outputs.
+        start / step: PyTC's ``DO_SINGLY_START_INDEX`` / ``DO_SINGLY_STEP``: volumes ``start, start +
+            |step|, ...``, in reverse order when ``step < 0``.
+        kwargs: every other :class:`ChunkedInference` argument (``roi_size``, ``chunk_num``, ...).
+    """
+
+    def __init__(
+        self, network: Callable, output_dir: str | os.PathLike, start: int = 0, step: int = 1, **kwargs
+    ):
+        if step == 0:
+            raise ValueError("PyTC config key INFERENCE.DO_SINGLY_STEP (step) must not be 0")
+        if start < 0:
+            raise ValueError(
+                f"PyTC config key INFERENCE.DO_SINGLY_START_INDEX (start) must be >= 0, got {start}"
+            )
+        for key in ("output_dir", "output_file"):
+            if key in kwargs:
+                raise ValueError(f"VolumeListInference names each output itself; {key} is not an argument")
+        self.network, self.output_dir, self.start, self.step, self.kwargs = (
+            network,
+            output_dir,
+            start,
+            step,
+            kwargs,
+        )
+
+    def output_path(self, volume: str | os.PathLike) -> str:
+        """The prediction file of one input volume."""
+        stem = os.path.splitext(os.path.basename(os.fspath(volume)))[0]
+        out = os.path.join(self.output_dir, f"{stem}.h5")
+        same = os.path.exists(out) and os.path.samefile(out, volume)
+        return os.path.join(self.output_dir, f"{stem}_result.h5") if same else out
+
+    def runner(self, volume: str | os.PathLike):
+        """The ChunkedInference of one volume."""
+        from ..inference import ChunkedInference
+
+        stem = os.path.splitext(os.path.basename(os.fspath(volume)))[0]
+        chunks = os.path.join(self.output_dir, "chunks", stem)
+        return ChunkedInference(
+            self.network, output_dir=chunks, output_file=self.output_path(volume), **self.kwargs
+        )
+
+    def __call__(self, volumes) -> list:
+        """Predict each selected volume of ``volumes`` (a list, ``a.h5@b.h5`` or a txt list); returns the outputs."""
+        from ..inference import read_path_list
+
+        items = volumes.split("@") if isinstance(volumes, str) and "@" in volumes else volumes
+        paths = read_path_list(items)
+        picked = list(range(self.start, len(paths), abs(self.step)))
+        if self.step < 0:
+            picked.reverse()
+        if not picked:
+            raise ValueError(
+                f"PyTC config key INFERENCE.DO_SINGLY_START_INDEX={self.start} is past the {len(paths)} volumes listed"
+            )
+        return [self.runner(paths[i])(paths[i]) for i in picked]

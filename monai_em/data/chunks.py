@@ -56,8 +56,14 @@ def chunk_id_to_zyx(chunk_id: int, chunk_num: Sequence[int]) -> tuple[int, int, 
 
 
 def pad_box(box: Sequence[tuple[int, int]], pad_size: Sequence[int] | int) -> tuple[tuple[int, int], ...]:
-    """Enlarge a box by ``pad_size`` voxels on each side of each axis (may go negative)."""
+    """Enlarge a box by ``pad_size`` voxels on each side of each axis (the box may go past 0).
+
+    Raises ValueError for a negative ``pad_size`` (as every class taking one: a shrunken box would
+    silently drop voxels).
+    """
     pads = np.broadcast_to(pad_size, len(box)).tolist()
+    if min(pads) < 0:
+        raise ValueError(f"pad_size must be >= 0 per axis, got {pad_size!r}")
     return tuple((int(a) - int(p), int(b) + int(p)) for (a, b), p in zip(box, pads, strict=True))
 
 

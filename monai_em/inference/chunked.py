@@ -110,6 +110,8 @@ def _triple(value, name: str, cast=int) -> tuple:
     values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
     if len(values) != 3:
         raise ValueError(f"{name} needs 1 or 3 values (z, y, x), got {value!r}")
+    if any(isinstance(v, (str, bytes)) for v in values):
+        raise TypeError(f"{name} must be numbers, got {value!r}")
     return tuple(cast(v) for v in values)
 
 
@@ -193,7 +195,11 @@ class ChunkedInference:
         input_dataset: str | None = None,
     ):
         self.predictor = WindowPredictor(network, spatial_dims, activation, tta)
-        roi = [int(r) for r in roi_size]
+        roi = (
+            list(_triple(roi_size, "roi_size"))
+            if np.ndim(roi_size) and len(roi_size) == 3
+            else [int(r) for r in roi_size]
+        )
         if len(roi) != spatial_dims or min(roi) < 1:
             raise ValueError(
                 f"roi_size must be {spatial_dims} positive sizes for spatial_dims={spatial_dims}, got {roi_size}"
@@ -223,6 +229,8 @@ class ChunkedInference:
             raise ValueError(f"section_ext must be 'png' or 'tif', got {section_ext!r}")
         if section_dir is not None and section_ext == "png" and output_dtype != "uint8":
             raise ValueError(f"section_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}; use 'tif'")
+        if isinstance(sw_batch_size, (str, bytes)) or int(sw_batch_size) < 1:
+            raise ValueError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r}")
         self.mode, self.sigma_scale, self.sw_batch_size = mode, sigma_scale, int(sw_batch_size)
         self.weights = window_weights(self.roi, mode, sigma_scale)
         self.output_dtype, self.intensity_scale, self.device = output_dtype, intensity_scale, device
@@ -283,7 +291,7 @@ class ChunkedInference:
             read.append((a - p - extra // 2, b + p + extra - extra // 2))
         data = source.read(tuple(read))
         data = data[None] if data.ndim == 3 else data
-        block = scale_input(data, self.intensity_scale)
+        block = scale_input(data, self.intensity_scale, f"volume {source!r}, box {tuple(read)}")
         del data
         out = sliding_window_block(
             block, self.predictor, self.roi, self.overlap, self.weights, self.mode, self.sigma_scale,

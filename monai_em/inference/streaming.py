@@ -45,7 +45,8 @@ def read_path_list(source, relative_to: str | os.PathLike | None = None) -> list
 
     A folder expands to its image files (``IMAGE_EXTS``, any case), sorted by name. In a text file, blank lines and lines starting with ``#`` are skipped; relative lines resolve
     against the text file's folder (PyTC's ``IS_ABSOLUTE_PATH: False`` joined them to a base folder).
-    A glob pattern expands sorted. Every path must exist (checked now, naming the first missing one).
+    A glob pattern expands sorted. Every path must exist (checked now, naming the first missing one);
+    an empty list or text file raises ValueError.
     """
     if isinstance(source, (list, tuple)):
         paths = [p for item in source for p in read_path_list(item, relative_to)]
@@ -77,6 +78,8 @@ def read_path_list(source, relative_to: str | os.PathLike | None = None) -> list
                 raise FileNotFoundError(f"glob pattern {text!r} matches no file")
         else:
             paths = [path]
+    if not paths:
+        raise ValueError(f"no image listed for inference in {source!r} (empty list or text file)")
     for p in paths:
         if not os.path.isfile(p):
             raise FileNotFoundError(f"image listed for inference not found: {p}")
@@ -222,6 +225,10 @@ class ImageListInference:
             raise ValueError(f"output_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}")
         if rgb not in ("gray", "channels"):
             raise ValueError(f"rgb must be 'gray' or 'channels', got {rgb!r}")
+        if isinstance(sw_batch_size, (str, bytes)) or int(sw_batch_size) < 1:
+            raise ValueError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r}")
+        if not all(0 <= o < 1 for o in np.broadcast_to(np.asarray(overlap, dtype=float), 2)):
+            raise ValueError(f"overlap must be in [0, 1) per axis, got {overlap!r}")
         self.predictor = WindowPredictor(network, 2, activation, tta)
         self.overlap, self.mode, self.sigma_scale, self.sw_batch_size = (
             overlap,
@@ -251,7 +258,7 @@ class ImageListInference:
             else image
         )
         out = sliding_window_block(
-            scale_input(padded, self.intensity_scale), self.predictor, self.roi, self.overlap, self.weights,
+            scale_input(padded, self.intensity_scale, "image"), self.predictor, self.roi, self.overlap, self.weights,
             self.mode, self.sigma_scale, self.sw_batch_size, self.device,
         )  # fmt: skip
         crop = tuple(slice(a, a + s) for (a, _), s in zip(pad[1:], image.shape[1:], strict=True))
@@ -268,6 +275,14 @@ class ImageListInference:
                     f"inputs {seen[o]} and {p} would both write {o}; rename one or use distinct lists"
                 )
             seen[o] = p
+        inputs = {Path(p).resolve(): p for p in paths}
+        clash = next((o for o in outputs if o.resolve() in inputs), None)
+        if clash is not None:
+            raise ValueError(
+                f"output {clash} would overwrite the input image {inputs[clash.resolve()]} (output_dir "
+                f"{self.output_dir} is the input folder, suffix {self.suffix!r}); set a suffix such as '_pred' "
+                "or another output_dir"
+            )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         share = split_rank_world(len(paths), self.rank, self.world_size)
         done = []

@@ -67,14 +67,26 @@ def named_error(error: Exception, what: str) -> Exception:
     return cls(f"{what}: {type(error).__name__}: {error}")
 
 
-def scale_input(array: np.ndarray, intensity_scale: float | str | None = "auto") -> torch.Tensor:
+def scale_input(
+    array: np.ndarray, intensity_scale: float | str | None = "auto", what: str = "inference input"
+) -> torch.Tensor:
     """``array`` as a float32 tensor, scaled as training does.
 
     ``"auto"``: integer images divided by their dtype maximum (uint8 -> /255), floats unchanged;
     a number: multiplied by it and clipped to [0, 1] (training's ``ScaleIntensityRanged(a_max=
     intensity_max, clip=True)`` with ``intensity_scale = 1 / intensity_max``); None: unchanged.
+    NaN or infinite voxels raise ValueError naming ``what`` (a network turns them into NaN outputs,
+    which uint8 storage would write as probability 0).
     """
     array = np.asarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        bad = ~np.isfinite(array)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"{what} has {int(bad.sum())} NaN or infinite voxels (first at index {first} of shape "
+                f"{array.shape}); fill them (e.g. numpy.nan_to_num) or mask them before inference"
+            )
     out = torch.tensor(array, dtype=torch.float32)
     if intensity_scale == "auto":
         if np.issubdtype(array.dtype, np.integer):
@@ -171,6 +183,8 @@ def sliding_window_block(
     MONAI would otherwise zero-pad it.
     """
     roi = tuple(int(r) for r in roi_size)
+    if isinstance(sw_batch_size, (str, bytes)) or int(sw_batch_size) < 1:
+        raise ValueError(f"sw_batch_size must be an int >= 1, got {sw_batch_size!r}")
     if len(roi) != block.ndim - 1:
         raise ValueError(f"roi_size {roi} does not match a block of shape {tuple(block.shape)} (C, *spatial)")
     if weights is None:

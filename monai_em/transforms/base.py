@@ -10,6 +10,7 @@ mask stay aligned.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ __all__ = [
     "as_output",
     "as_torch",
     "cast_back",
+    "check_int",
+    "check_number",
     "check_unit",
     "keys_and_modes",
     "like_input",
@@ -59,11 +62,39 @@ class Margin:
         )
 
 
+def check_number(name: str, value: Any) -> float:
+    """``value`` as a float; TypeError naming ``name`` for a string, bool, range or other non-number (no parsing)."""
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(value)
+
+
 def check_unit(name: str, value: float) -> float:
     """``value`` as a float if it lies in [0, 1] (a probability or a ratio), else ValueError naming ``name``."""
+    value = check_number(name, value)
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
-    return float(value)
+    return value
+
+
+def check_int(name: str, value: Any, minimum: int | None = None) -> int:
+    """``value`` as an int (integral floats pass) of at least ``minimum``; else an error naming ``name``.
+
+    PyTC takes one integer for these parameters (``sections``, ``displacement``, ``iterations``, ...),
+    so a range such as ``(1, 3)`` is refused with a TypeError rather than drawn from.
+    """
+    if isinstance(value, (tuple, list)):
+        raise TypeError(
+            f"{name} must be one int, got the range {value!r} (PyTC takes one int; no range is drawn)"
+        )
+    number = check_number(name, value)
+    if not number.is_integer():
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(number)
 
 
 def keys_and_modes(targets: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -83,13 +114,17 @@ def spatial_shape_of(data: Mapping[Hashable, Any], keys: Sequence[Hashable]) -> 
     """The common spatial shape (all but the channel axis) of ``keys`` present in ``data``.
 
     Raises:
-        ValueError: naming every key and its shape when they disagree, or when no key is present.
+        ValueError: naming every key and its shape when they disagree, when one has a spatial axis
+            of size 0, or when no key is present.
     """
     shapes = {k: tuple(data[k].shape[1:]) for k in keys if k in data}
     if not shapes:
         raise ValueError(f"none of the keys {list(keys)} is in the data (keys present: {list(data)})")
     if len(set(shapes.values())) > 1:
         raise ValueError(f"keys must share one spatial shape to move together, got {shapes}")
+    empty = {k: s for k, s in shapes.items() if 0 in s}
+    if empty:
+        raise ValueError(f"keys {list(empty)} have a spatial axis of size 0: shapes {empty}")
     return next(iter(shapes.values()))
 
 
@@ -103,6 +138,8 @@ class RandEMTransform(RandomizableTransform):
 
     backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
     default_mode: str = "bilinear"
+    #: moves voxels (interpolates): integer keys without an explicit mode are moved with nearest
+    geometric: bool = False
 
     def __init__(self, prob: float = 1.0, mode: str | None = None):
         RandomizableTransform.__init__(self, check_unit("prob", prob))
@@ -143,7 +180,11 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         transform: the array transform (its own ``prob`` should be 1; the gate is here).
         prob: probability of transforming at all.
         mode: interpolation per key (``"bilinear"`` for images, ``"nearest"`` for labels and
-            masks), one value for all keys or a sequence matching ``keys``.
+            masks), one value for all keys or a sequence matching ``keys``. Left out (None), a key
+            whose array has an integer or bool dtype is moved with ``"nearest"`` (label values are
+            never invented), others get the transform's default. An explicit non-nearest mode on
+            integer data wider than 8 bits (label ids; uint8 is the usual EM image type) warns once.
+            Both apply to geometric transforms (``transform.geometric``) only.
         allow_missing_keys: skip keys absent from the data instead of raising.
     """
 
@@ -160,6 +201,8 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, check_unit("prob", prob))
         self.transform = transform
+        self.explicit_mode = mode is not None
+        self._warned: set[Hashable] = set()
         mode = transform.mode if mode is None else mode
         modes = (mode,) * len(self.keys) if isinstance(mode, str) else tuple(mode)
         if len(modes) != len(self.keys):
@@ -171,6 +214,27 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         super().set_random_state(seed, state)
         self.transform.set_random_state(state=self.R)  # one stream shared with the array transform
         return self
+
+    def key_mode(self, key: Hashable, img: Any, mode: str) -> str:
+        """The interpolation for ``key``'s array ``img``: integer data without an explicit mode -> nearest."""
+        dtype = img.dtype
+        integer = (not dtype.is_floating_point and not dtype.is_complex) if isinstance(dtype, torch.dtype) else (
+            np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.bool_)
+        )  # fmt: skip
+        if mode == "nearest" or not integer or not self.transform.geometric:
+            return mode
+        if not self.explicit_mode:
+            return "nearest"
+        size = dtype.itemsize if isinstance(dtype, torch.dtype) else np.dtype(dtype).itemsize
+        if size > 1 and key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(
+                f"{type(self).__name__}: key {key!r} holds {str(dtype).replace('torch.', '')} data but mode "
+                f"{mode!r} blends values (label ids get invented in between); use mode 'nearest' for labels",
+                UserWarning,
+                stacklevel=3,
+            )
+        return mode
 
     def margin(self) -> Margin:
         return self.transform.margin()
@@ -198,7 +262,7 @@ class RandEMDictTransform(RandomizableTransform, MapTransform):
         self.randomize(self.draw_shape(d, keys))
         for key, mode in self.key_iterator(d, self.mode):
             if self._do_transform:
-                d[key] = self.transform.apply(d[key], self.transform.params, mode)
+                d[key] = self.transform.apply(d[key], self.transform.params, self.key_mode(key, d[key], mode))
             else:
                 d[key] = as_output(d[key])
         return d

@@ -19,6 +19,7 @@ from .base import (
     RandEMDictTransform,
     as_output,
     as_torch,
+    check_int,
     keys_and_modes,
     like_input,
     spatial_shape_of,
@@ -187,7 +188,7 @@ class EMAugmentor(Compose):
         fuse: bool = True,
         **compose_kwargs: Any,
     ):
-        input_size = tuple(int(s) for s in input_size)
+        input_size = tuple(check_int(f"input_size[{i}]", s) for i, s in enumerate(input_size))
         if len(input_size) not in (2, 3) or min(input_size) < 1:
             raise ValueError(f"input_size must be 2 or 3 positive ints, got {input_size}")
         self.input_size = input_size
@@ -224,7 +225,27 @@ class EMAugmentor(Compose):
         labels = [k for k, v in targets.items() if v == "mask" and k == "label"]
         return cls(transforms, input_size, smooth_labels=smooth_labels, label_keys=labels, fuse=fuse)
 
+    def check_sample(self, d: Mapping) -> None:
+        """ValueError naming the key when an array is smaller than :attr:`sample_size` (or has a zero axis).
+
+        The augmentations' context is planned for ``sample_size``: a smaller sample would get
+        borders filled from outside it on some draws and fail on others.
+        """
+        need = self.sample_size
+        if need == self.input_size:  # no context needed: the centre crop's own check names the key
+            return
+        for key in self.crop.crop_keys(d):
+            spatial = tuple(int(n) for n in d[key].shape[-len(need) :])
+            if any(s < n for s, n in zip(spatial, need, strict=True)):
+                raise ValueError(
+                    f"EMAugmentor: key {key!r} has spatial shape {spatial}, smaller than sample_size {need} that "
+                    f"its augmentations need for input_size {self.input_size}; crop "
+                    "RandRejectionCropd(spatial_size=augmentor.sample_size) (pad_mode pads small volumes) first"
+                )
+
     def __call__(self, input_, start=0, end=None, threading=False, lazy=None):
+        if isinstance(input_, Mapping) and start == 0:
+            self.check_sample(input_)
         if not self.fuse or not isinstance(input_, Mapping) or start != 0 or end is not None or lazy:
             return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
         d = dict(input_)
@@ -322,15 +343,17 @@ class EMAugmentor(Compose):
                 z, yx = t.transform.source_points(t.transform.params, shape, z, yx)
                 identity = False
         mode_of = dict(zip(run[0].keys, run[0].mode, strict=True))
+        mover = next((t for t in run if t.transform.geometric), run[0])  # flips alone move voxels exactly
         cache: dict = {}  # nearest indices shared by the label and mask keys
         for key in keys:
             jobs = [t for t in live if key in t.keys]
+            mode = mover.key_mode(key, d[key], mode_of[key])
             if jobs:
-                d[key] = self._windowed(d[key], jobs, z, yx, identity, mode_of[key])
+                d[key] = self._windowed(d[key], jobs, z, yx, identity, mode)
             elif identity and cropped:
                 d[key] = self.crop({key: d[key]})[key]
             elif not identity:
-                d[key] = resample(d[key], z, yx, mode_of[key], cache)
+                d[key] = resample(d[key], z, yx, mode, cache)
         if cropped:
             d = self.crop(d)  # any other array key (not in the run) gets the plain centre crop
         return d

@@ -14,7 +14,15 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import RandEMDictTransform, RandEMTransform, as_torch, cast_back, check_unit, like_input
+from .base import (
+    RandEMDictTransform,
+    RandEMTransform,
+    as_torch,
+    cast_back,
+    check_number,
+    check_unit,
+    like_input,
+)
 
 __all__ = [
     "CutBlurParams",
@@ -64,6 +72,7 @@ def _spatial3(spatial_shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 def _check_ratio(name: str, value: float) -> float:
+    value = check_number(name, value)
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {value}")
     return float(value)
@@ -119,7 +128,10 @@ class RandGrayscale(RandEMTransform):
         super().__init__(prob, "bilinear")
         if mode not in ("mix", "2D", "3D"):
             raise ValueError(f"mode must be 'mix', '2D' or '3D', got {mode!r}")
-        self.contrast, self.brightness = float(contrast), float(brightness)
+        self.contrast, self.brightness = (
+            check_number("contrast", contrast),
+            check_number("brightness", brightness),
+        )
         self.gray_mode, self.invert, self.invert_p = mode, bool(invert), check_unit("invert_p", invert_p)
 
     def draw(self, spatial_shape: tuple[int, ...]) -> GrayscaleParams:
@@ -245,6 +257,8 @@ class RandCutBlur(RandEMTransform):
     ):
         super().__init__(prob, "bilinear")
         self.length_ratio = _check_ratio("length_ratio", length_ratio)
+        down_ratio_min = check_number("down_ratio_min", down_ratio_min)
+        down_ratio_max = check_number("down_ratio_max", down_ratio_max)
         if not 1.0 <= down_ratio_min <= down_ratio_max:
             raise ValueError(
                 f"need 1 <= down_ratio_min <= down_ratio_max, got {down_ratio_min}, {down_ratio_max}"
@@ -328,7 +342,7 @@ class RandCutNoise(RandEMTransform):
     def __init__(self, length_ratio: float = 0.25, scale: float = 0.2, prob: float = 0.5):
         super().__init__(prob, "bilinear")
         self.length_ratio = _check_ratio("length_ratio", length_ratio)
-        if scale < 0:
+        if check_number("scale", scale) < 0:
             raise ValueError(f"scale must be >= 0, got {scale}")
         self.scale = float(scale)
 

@@ -16,6 +16,8 @@ from .base import (
     RandEMTransform,
     as_output,
     as_torch,
+    check_int,
+    check_number,
     check_unit,
     like_input,
     unsigned_as_signed,
@@ -126,13 +128,12 @@ class RandCopyPasted(RandomizableTransform, MapTransform):
     ):
         MapTransform.__init__(self, keys, allow_missing_keys)
         check_unit("prob", prob)
-        if not 0.0 < aug_thres <= 1.0:
+        if not 0.0 < check_number("aug_thres", aug_thres) <= 1.0:
             raise ValueError(f"aug_thres must be in (0, 1], got {aug_thres}")
-        if int(dilation) != dilation or dilation < 0:
-            raise ValueError(f"dilation must be a non-negative int, got {dilation!r}")
+        dilation = check_int("dilation", dilation, 0)
         RandomizableTransform.__init__(self, prob)
         self.label_key, self.aug_thres = label_key, float(aug_thres)
-        self.dilation, self.relabel = int(dilation), bool(relabel)
+        self.dilation, self.relabel = dilation, bool(relabel)
         self.params: CopyPasteParams | None = None
 
     def choose(self, fg: torch.Tensor) -> tuple[bool, int, int]:
@@ -228,11 +229,11 @@ class RandMixup(RandEMTransform):
 
     def __init__(self, min_ratio: float = 0.7, max_ratio: float = 0.9, num_aug: int = 2, prob: float = 1.0):
         super().__init__(prob, "bilinear")
+        min_ratio, max_ratio = check_number("min_ratio", min_ratio), check_number("max_ratio", max_ratio)
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
             raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
-        if int(num_aug) != num_aug or num_aug < 1:
-            raise ValueError(f"num_aug must be a positive int, got {num_aug!r}")
-        self.min_ratio, self.max_ratio, self.num_aug = float(min_ratio), float(max_ratio), int(num_aug)
+        num_aug = check_int("num_aug", num_aug, 1)
+        self.min_ratio, self.max_ratio, self.num_aug = float(min_ratio), float(max_ratio), num_aug
 
     def draw(self, batch_shape: tuple[int, ...]) -> MixupParams:
         """Draw the pairs for a batch of shape ``(B, ...)`` (the full shape, batch axis first)."""

@@ -23,7 +23,7 @@ from monai.utils import MAX_SEED, convert_to_tensor
 
 from monai_em.data.volume import reflect_indices
 
-from .base import as_output, check_unit
+from .base import as_output, check_int, check_unit
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
 __all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
@@ -55,7 +55,10 @@ def _centre_offset(outer: Sequence[int], inner: Sequence[int]) -> np.ndarray:
 def _as_size(value, name: str, ndim: int | None = None) -> tuple[int, ...] | None:
     if value is None:
         return None
-    size = (int(value),) * (ndim or 3) if np.isscalar(value) else tuple(int(v) for v in value)
+    if np.isscalar(value):
+        size = (check_int(name, value),) * (ndim or 3)
+    else:
+        size = tuple(check_int(f"{name}[{i}]", v) for i, v in enumerate(value))
     if not size or any(s < 1 for s in size):
         raise ValueError(f"{name} must be positive integers, got {value}")
     if ndim is not None and len(size) != ndim:
@@ -123,15 +126,14 @@ class RejectionSampler(Randomizable):
         self.test_size = _as_size(test_size, "test_size", len(size)) or size
         if any(t > s for t, s in zip(self.test_size, size, strict=True)):
             raise ValueError(f"test_size {self.test_size} must fit inside spatial_size {size}")
-        if int(max_trials) < 1:
-            raise ValueError(f"max_trials must be >= 1, got {max_trials}")
+        max_trials = check_int("max_trials", max_trials, 1)
         if pad_mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
-        self.size_thres = int(size_thres)
+        self.size_thres = check_int("size_thres", size_thres)
         self.reject_p = check_unit("reject_p", reject_p)
-        self.diversity = int(diversity)
+        self.diversity = check_int("diversity", diversity)
         self.valid_ratio = check_unit("valid_ratio", valid_ratio)
-        self.max_trials = int(max_trials)
+        self.max_trials = max_trials
         self.pad_mode = pad_mode
         self.cache = IntegralCache(cache_size)
         self.test_offset = _centre_offset(size, self.test_size)
@@ -403,6 +405,9 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
         shapes = {k: tuple(int(s) for s in d[k].shape[1:]) for k in names}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"RandRejectionCropd: keys must share one spatial shape, got {shapes}")
+        empty = {k: s for k, s in shapes.items() if 0 in s}
+        if empty:
+            raise ValueError(f"RandRejectionCropd: keys {list(empty)} have a spatial axis of size 0: {empty}")
 
     def _crop(self, d: Mapping[Hashable, Any], start: np.ndarray) -> dict:
         out = dict(d)

@@ -16,6 +16,7 @@ from .base import (
     RandEMTransform,
     as_torch,
     cast_back,
+    check_int,
     check_unit,
     like_input,
     unsigned_as_signed,
@@ -82,13 +83,13 @@ class RandMisAlignment(RandEMTransform):
         torch.Size([24, 24])
     """
 
+    geometric = True
+
     def __init__(
         self, displacement: int = 16, rotate_ratio: float = 0.0, prob: float = 0.5, mode: str | None = None
     ):
         super().__init__(prob, mode)
-        if int(displacement) != displacement or displacement < 1:
-            raise ValueError(f"displacement must be a positive int, got {displacement!r}")
-        self.displacement = int(displacement)
+        self.displacement = check_int("displacement", displacement, 1)
         self.rotate_ratio = check_unit("rotate_ratio", rotate_ratio)
 
     def margin(self) -> Margin:
@@ -139,7 +140,8 @@ class RandMisAlignmentd(RandEMDictTransform):
 
     Args:
         keys: image, label and mask keys (all move together).
-        mode: ``"bilinear"`` for images, ``"nearest"`` for labels/masks (one value or one per key).
+        mode: ``"bilinear"`` for images, ``"nearest"`` for labels/masks (one value or one per key);
+            left out: bilinear, nearest for integer arrays.
         allow_missing_keys: skip absent keys.
         displacement, rotate_ratio, prob: see :class:`RandMisAlignment`.
     """
@@ -150,7 +152,7 @@ class RandMisAlignmentd(RandEMDictTransform):
         displacement: int = 16,
         rotate_ratio: float = 0.0,
         prob: float = 0.5,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(
@@ -184,11 +186,11 @@ class RandMissingSection(RandEMTransform):
         torch.Size([1, 6, 4, 4])
     """
 
+    geometric = True
+
     def __init__(self, num_sections: int = 2, prob: float = 0.5, mode: str | None = None):
         super().__init__(prob, mode)
-        if int(num_sections) != num_sections or num_sections < 1:
-            raise ValueError(f"num_sections must be a positive int, got {num_sections!r}")
-        self.num_sections = int(num_sections)
+        self.num_sections = check_int("num_sections", num_sections, 1)
 
     def margin(self) -> Margin:
         return Margin(add=(math.ceil(self.num_sections / 2), 0, 0))
@@ -321,9 +323,7 @@ class RandMissingParts(RandEMTransform):
 
     def __init__(self, iterations: int = 64, section_prob: float = 0.5, prob: float = 0.5):
         super().__init__(prob, "bilinear")
-        if int(iterations) != iterations or iterations < 0:
-            raise ValueError(f"iterations must be a non-negative int, got {iterations!r}")
-        self.iterations = int(iterations)
+        self.iterations = check_int("iterations", iterations, 0)
         self.section_prob = check_unit("section_prob", section_prob)
 
     def draw(self, spatial_shape: tuple[int, ...]) -> MissingPartsParams:
@@ -439,12 +439,8 @@ class RandMotionBlur(RandEMTransform):
 
     def __init__(self, sections: int = 2, kernel_size: int = 11, prob: float = 0.5):
         super().__init__(prob, "bilinear")
-        if int(sections) != sections or sections < 1:
-            raise ValueError(f"sections must be a positive int, got {sections!r}")
-        if int(kernel_size) != kernel_size or kernel_size < 1:
-            raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
-        self.sections = int(sections)
-        self.kernel_size = int(kernel_size)
+        self.sections = check_int("sections", sections, 1)
+        self.kernel_size = check_int("kernel_size", kernel_size, 1)
 
     def draw(self, spatial_shape: tuple[int, ...]) -> MotionBlurParams:
         depth = spatial_shape[0] if len(spatial_shape) >= 3 else 1

@@ -19,7 +19,16 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
-from .base import Margin, RandEMDictTransform, RandEMTransform, as_torch, cast_back, like_input, signed_view
+from .base import (
+    Margin,
+    RandEMDictTransform,
+    RandEMTransform,
+    as_torch,
+    cast_back,
+    check_number,
+    like_input,
+    signed_view,
+)
 from .resample import (
     check_img,
     check_mode,
@@ -84,6 +93,8 @@ class RandRescale(RandEMTransform):
         torch.Size([1, 4, 32, 32])
     """
 
+    geometric = True
+
     def __init__(
         self,
         low: float = 0.8,
@@ -94,6 +105,7 @@ class RandRescale(RandEMTransform):
     ):
         super().__init__(prob, mode)
         check_mode(self.mode)
+        low, high = check_number("low", low), check_number("high", high)
         if not 0 < low <= high:
             raise ValueError(f"need 0 < low <= high, got low={low}, high={high}")
         self.low, self.high, self.fix_aspect = float(low), float(high), bool(fix_aspect)
@@ -156,7 +168,8 @@ class RandRescaled(RandEMDictTransform):
 
     Args:
         keys: keys to rescale (image, label, valid mask ...).
-        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks); left out: bilinear,
+            nearest for integer arrays (see :class:`~monai_em.transforms.base.RandEMDictTransform`).
         allow_missing_keys: skip absent keys.
     """
 
@@ -167,7 +180,7 @@ class RandRescaled(RandEMDictTransform):
         high: float = 1.25,
         fix_aspect: bool = False,
         prob: float = 0.5,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandRescale(low, high, fix_aspect, prob=1.0), prob, mode, allow_missing_keys)
@@ -269,7 +282,7 @@ class RandFlipTransposed(RandEMDictTransform):
         keys: KeysCollection,
         do_ztrans: bool = False,
         prob: float = 1.0,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandFlipTranspose(do_ztrans, prob=1.0), prob, mode, allow_missing_keys)
@@ -306,6 +319,8 @@ class RandRotateXY(RandEMTransform):
         >>> t(np.ones((1, 2, 16, 24), np.float32)).shape
         torch.Size([1, 2, 16, 24])
     """
+
+    geometric = True
 
     def __init__(self, rot90: bool = True, prob: float = 1.0, mode: str | None = None):
         super().__init__(prob, mode)
@@ -349,7 +364,8 @@ class RandRotateXYd(RandEMDictTransform):
 
     Args:
         keys: keys to rotate.
-        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks); left out: bilinear,
+            nearest for integer arrays (see :class:`~monai_em.transforms.base.RandEMDictTransform`).
         allow_missing_keys: skip absent keys.
     """
 
@@ -358,7 +374,7 @@ class RandRotateXYd(RandEMDictTransform):
         keys: KeysCollection,
         rot90: bool = True,
         prob: float = 1.0,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandRotateXY(rot90, prob=1.0), prob, mode, allow_missing_keys)
@@ -470,9 +486,12 @@ class RandSectionElastic(RandEMTransform):
         torch.Size([1, 2, 32, 32])
     """
 
+    geometric = True
+
     def __init__(self, alpha: float = 16.0, sigma: float = 4.0, prob: float = 0.75, mode: str | None = None):
         super().__init__(prob, mode)
         check_mode(self.mode)
+        alpha, sigma = check_number("alpha", alpha), check_number("sigma", sigma)
         if alpha < 0 or sigma <= 0:
             raise ValueError(f"need alpha >= 0 and sigma > 0, got alpha={alpha}, sigma={sigma}")
         self.alpha, self.sigma = float(alpha), float(sigma)
@@ -514,7 +533,8 @@ class RandSectionElasticd(RandEMDictTransform):
 
     Args:
         keys: keys to warp.
-        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks).
+        mode: per key ``"bilinear"`` (images) or ``"nearest"`` (labels, masks); left out: bilinear,
+            nearest for integer arrays (see :class:`~monai_em.transforms.base.RandEMDictTransform`).
         allow_missing_keys: skip absent keys.
     """
 
@@ -524,7 +544,7 @@ class RandSectionElasticd(RandEMDictTransform):
         alpha: float = 16.0,
         sigma: float = 4.0,
         prob: float = 0.75,
-        mode: str | Sequence[str] = "bilinear",
+        mode: str | Sequence[str] | None = None,
         allow_missing_keys: bool = False,
     ):
         super().__init__(keys, RandSectionElastic(alpha, sigma, prob=1.0), prob, mode, allow_missing_keys)

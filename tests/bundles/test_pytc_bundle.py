@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import h5py
 import pytest
+import torch
 from monai.bundle import ConfigParser
 
 from monai_em.data.synthetic import make_em_volume
@@ -85,3 +87,89 @@ def test_bundle_ids_win_over_the_pytc_augmentation_switches(pytc_yaml):
     assert "RandRescaled" not in names and "RandCutBlurd" not in names
     assert "RandMissingSectiond" not in names, "do_2d drops MissingSection"
     assert "RandSectionElasticd" in names
+
+
+def test_pytc_input_size_that_does_not_fit_the_network_is_fitted(tmp_path, caplog):
+    """SNEMI/MitoEM/CREMI's [17, 257, 257]: the bundle's DynUNet needs multiples of [2, 8, 8]."""
+    cfg = tmp_path / "snemi.yaml"
+    cfg.write_text("MODEL: {INPUT_SIZE: [17, 257, 257]}\n")
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "train.yaml")
+    parser["pytc_config"] = str(cfg)
+    parser["net_filters"] = [2, 4, 8, 16]
+    assert parser.get_parsed_content("input_size") == [17, 257, 257]
+    assert parser.get_parsed_content("net_input_size") == [16, 256, 256]
+    assert parser.get_parsed_content("train#augmentor").input_size == (16, 256, 256)
+    assert tuple(parser.get_parsed_content("train#crop").sampler.test_size) == (16, 256, 256)
+    net = parser.get_parsed_content("network_def")
+    with torch.no_grad():
+        assert net(torch.zeros(1, 1, 16, 256, 256)).shape == (1, 1, 16, 256, 256)
+        with pytest.raises(RuntimeError):  # what the unfitted size did: a crash deep inside the network
+            net(torch.zeros(1, 1, 17, 257, 257))
+
+
+@pytest.mark.slow  # ~25 s: two bundle runs
+def test_pytc_config_trains_then_predicts_through_both_bundles(tmp_path, capfd):
+    """TARGET_OPT, SOLVER.*, PAD_SIZE and INFERENCE.* from one PyTC file; no validation -> model.pt anyway."""
+    vol = make_em_volume((12, 64, 64), seed=6)
+    with h5py.File(tmp_path / "train.h5", "w") as f:
+        f["main"] = vol.image
+    with h5py.File(tmp_path / "seg.h5", "w") as f:
+        f["main"] = vol.label
+    with h5py.File(tmp_path / "test.h5", "w") as f:
+        f["main"] = vol.image[:8, :40, :48]
+    cfg = tmp_path / "pytc.yaml"
+    cfg.write_text(
+        f"""
+MODEL: {{INPUT_SIZE: [5, 33, 33], TARGET_OPT: ["2-1-1"]}}
+DATASET: {{INPUT_PATH: {tmp_path}, IMAGE_NAME: train.h5, LABEL_NAME: seg.h5, PAD_SIZE: [1, 4, 4]}}
+SOLVER: {{SAMPLES_PER_BATCH: 1, ITERATION_TOTAL: 3, ITERATION_VAL: 2, BASE_LR: 0.01}}
+INFERENCE:
+  IMAGE_NAME: test.h5
+  OUTPUT_PATH: {tmp_path / "pred"}
+  OUTPUT_NAME: result.h5
+  STRIDE: [2, 16, 16]
+  AUG_NUM: 4
+  SAMPLES_PER_BATCH: 2
+"""
+    )
+    common = ["--pytc_config", cfg, "--net_filters", "[4, 8, 16, 32]", "--num_threads", 1]
+    proc = run_bundle(["train.yaml"], tmp_path, *common, "--val_sections", 0)
+    assert "batch_size" in proc.stdout and "epochs" in proc.stdout  # the start-up table
+    assert (tmp_path / "models" / "model.pt").is_file(), "no validation ran: the last weights are model.pt"
+    state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    out_channels = [
+        v.shape[0] for k, v in state.items() if k.startswith("output_block") and k.endswith("bias")
+    ]
+    assert out_channels == [3], "TARGET_OPT 2-1-1: a 3-channel affinity network"
+    run_bundle(["inference.yaml"], tmp_path, *common)
+    with h5py.File(tmp_path / "pred" / "result.h5") as f:
+        assert f["main"].shape == (3, 8, 40, 48)
+
+
+def test_missing_checkpoint_is_one_clear_exit_in_process(tmp_path):
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "inference.yaml")
+    parser["bundle_root"] = str(tmp_path)
+    with pytest.raises(SystemExit, match=r"checkpoint .*models/model.pt not found: train first"):
+        parser.get_parsed_content("initialize")
+    assert list(tmp_path.iterdir()) == [], "nothing written"
+
+
+@pytest.mark.slow  # ~11 s: MONAI's CLI in a subprocess
+def test_inference_without_checkpoint_says_so_first(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from .test_bundle import META, REPO
+
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "inference.yaml"),
+           "--meta_file", str(META), "--bundle_root", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}  # MONAI's own warning about _target_ in configs
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode != 0
+    first = proc.stderr.strip().splitlines()[0]
+    assert first.startswith("error: checkpoint") and str(tmp_path / "models" / "model.pt") in first
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "eval").exists(), "nothing written"

@@ -110,7 +110,7 @@ def test_issue_snippet_equals_hand_written_pipeline(tmp_path):
     hand = EMAugmentor.from_targets(
         (8, 256, 256),
         {"image": "img", "label": "mask", "valid_mask": "mask"},
-        smooth_labels=True,
+        smooth_labels=False,  # PyTC v1.0's AUGMENTOR.SMOOTH default
         do_2d=True,
         disabled=["misalignment"],
         missingparts={"iterations": 64, "section_prob": 0.9, "prob": 0.9},

@@ -173,8 +173,8 @@ class RandEMTransform(_LastDraw, RandomizableTransform):
 
     def _no_inverse(self) -> str:
         return (
-            f"{type(self).__name__} interpolates or warps voxels and has no exact inverse; leave it out "
-            "of the transforms you invert (Invertd, Compose.inverse, test-time augmentation)"
+            f"{type(self).__name__} has no exact inverse (it interpolates, warps, shifts or drops voxels); "
+            "leave it out of the transforms you invert (Invertd, Compose.inverse, test-time augmentation)"
         )
 
     def sample(self, spatial_shape: tuple[int, ...]) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "as_output",
     "as_torch",
     "cast_back",
+    "check_axis_order",
     "check_unit",
     "keys_and_modes",
     "like_input",
@@ -83,6 +85,40 @@ def check_unit(name: str, value: float) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return float(value)
+
+
+# meta keys of MONAI readers that index a file x first (ITKReader by default, NibabelReader, PILReader)
+_X_FIRST_READERS = {"spacing": "ITKReader", "pixdim": "NibabelReader", "width": "PILReader"}
+
+
+def check_axis_order(img, key: Hashable) -> None:
+    """Warn when ``img`` looks X-first: a MetaTensor from MONAI's ``LoadImage`` with an ITK / NIfTI /
+    PIL reader, whose axes still follow the file's (x, y[, z]) order (``meta["spatial_shape"]``).
+
+    monai_em transforms take ``(C, Z, Y, X)`` (2D ``(C, Y, X)``), Z the section axis; those readers
+    return x first, so a section transform would act along X. Silent when the order cannot be told
+    (other readers, a symmetric shape, or after the array was cropped or transposed).
+    """
+    if not isinstance(img, MetaTensor):
+        return
+    meta = img.meta
+    reader = next((name for k, name in _X_FIRST_READERS.items() if k in meta), None)
+    if reader is None or "spatial_shape" not in meta:
+        return
+    file_order = tuple(int(s) for s in np.asarray(meta["spatial_shape"]).reshape(-1))
+    shape = tuple(int(s) for s in img.shape[1:])
+    if len(shape) < 2 or shape != file_order or shape == shape[::-1]:
+        return
+    axes = ("X", "Y", "Z")[: len(shape)]
+    fix = (0, *range(len(shape), 0, -1))
+    warnings.warn(
+        f"key {key!r}: {meta.get('filename_or_obj', 'the data')} arrives from {reader} as "
+        f"({', '.join(axes)}) = {shape}, but monai_em transforms take (C, {', '.join(axes[::-1])}) with Z the "
+        f"section axis; add Transposed(keys, indices={fix}) after LoadImaged (or read it with "
+        "monai_em.data.open_volume)",
+        UserWarning,
+        stacklevel=3,
+    )
 
 
 def keys_and_modes(targets: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -260,6 +296,8 @@ class RandEMDictTransform(_LastDraw, RandomizableTransform, MapTransform):
         keys = list(self.key_iterator(d))
         if not keys:
             return d
+        for key in keys:
+            check_axis_order(d[key], key)
         params = self.sample(self.draw_shape(d, keys))
         for key, mode in self.key_iterator(d, self.mode):
             d[key] = self.apply_key(d[key], params, mode)

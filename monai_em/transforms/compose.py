@@ -17,6 +17,7 @@ from scipy import ndimage
 from .base import (
     Margin,
     as_torch,
+    check_axis_order,
     keys_and_modes,
     like_input,
     shift_affine,
@@ -250,7 +251,10 @@ class EMAugmentor(Compose):
     def __call__(self, input_, start=0, end=None, threading=False, lazy=None):
         if not self.fuse or not isinstance(input_, Mapping) or start != 0 or end is not None or lazy:
             return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
-        return self._run_fused(dict(input_))
+        d = dict(input_)
+        for key in self.crop.crop_keys(d):
+            check_axis_order(d[key], key)
+        return self._run_fused(d)
 
     def _run_fused(self, d: dict) -> dict:
         items, i = self.transforms, 0

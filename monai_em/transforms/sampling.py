@@ -24,7 +24,16 @@ from monai.utils import MAX_SEED, TraceKeys, convert_to_tensor
 
 from monai_em.data.volume import reflect_indices
 
-from .base import as_output, check_unit, like_input, shift_affine, track_call, translation, uncrop
+from .base import (
+    as_output,
+    check_axis_order,
+    check_unit,
+    like_input,
+    shift_affine,
+    track_call,
+    translation,
+    uncrop,
+)
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
 __all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
@@ -398,6 +407,8 @@ class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiS
                 [*self.key_iterator(d), self.label_key, *([self.valid_key] if self.valid_key else [])]
             )
         )
+        for key in names:
+            check_axis_order(d[key], key)
         shapes = {k: tuple(int(s) for s in d[k].shape[1:]) for k in names}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"RandRejectionCropd: keys must share one spatial shape, got {shapes}")

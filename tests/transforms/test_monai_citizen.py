@@ -248,3 +248,55 @@ def test_skipped_draw_inverts_to_itself():
     out = t({"image": img})
     back = t.inverse(out)["image"]
     assert torch.equal(back.as_tensor(), img.as_tensor()) and back.applied_operations == []
+
+
+# ------------------------------------------------------------------------------------ axis-order guard
+
+
+def _nifti(tmp_path, zyx: np.ndarray) -> str:
+    """``zyx`` written as NIfTI the way EM tools write it: x first, z (the thick, 40 nm axis) last."""
+    import nibabel as nib
+
+    path = str(tmp_path / "stack.nii.gz")
+    nib.save(
+        nib.Nifti1Image(np.ascontiguousarray(zyx.transpose(2, 1, 0)), np.diag([4.0, 4.0, 40.0, 1.0])), path
+    )
+    return path
+
+
+def test_x_first_nifti_through_load_imaged_warns_and_transposed_does_not(tmp_path):
+    import warnings
+
+    from monai.transforms import LoadImaged, Transposed
+
+    zyx = np.random.default_rng(0).integers(0, 255, (3, 10, 12)).astype(np.float32)
+    path = _nifti(tmp_path, zyx)
+    load = LoadImaged(["image", "label"], ensure_channel_first=True, image_only=True)
+    d = load({"image": path, "label": path})
+    assert tuple(d["image"].shape[1:]) == (12, 10, 3)  # x first: what a user gets from stock MONAI
+    flip = RandFlipTransposed(["image", "label"])
+    with pytest.warns(UserWarning, match=r"stack\.nii\.gz arrives from NibabelReader as \(X, Y, Z\)"):
+        flip(d)
+    with pytest.warns(UserWarning, match=r"Transposed\(keys, indices=\(0, 3, 2, 1\)\)"):
+        EMAugmentor([], (2, 8, 2))(d)
+    fixed = Transposed(["image", "label"], indices=(0, 3, 2, 1))(d)  # the fix the warning names
+    np.testing.assert_array_equal(fixed["image"].numpy()[0], zyx)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        flip(fixed)
+        RandRejectionCropd(["image"], "label", spatial_size=(2, 8, 8))(fixed)
+        flip({"image": torch.as_tensor(zyx[None]), "label": torch.as_tensor(zyx[None])})  # plain arrays: ZYX
+
+
+def test_x_first_png_warns_in_2d(tmp_path):
+    from monai.transforms import LoadImaged
+    from PIL import Image
+
+    Image.fromarray(np.zeros((10, 16), np.uint8)).save(
+        tmp_path / "section.png"
+    )  # 10 rows (y), 16 columns (x)
+    d = LoadImaged("image", ensure_channel_first=True, image_only=True)(
+        {"image": str(tmp_path / "section.png")}
+    )
+    with pytest.warns(UserWarning, match=r"PILReader as \(X, Y\) = \(16, 10\)"):
+        RandFlipTransposed("image")(d)

@@ -187,6 +187,14 @@ class EMAugmentor(Compose):
     is plain bilinear instead of anti-aliased). ``set_random_state`` reaches every inner transform
     (MONAI ``Compose`` reseeds each member), so DataLoader workers draw differently.
 
+    A call keeps its draws in the call and touches no process-global state, so one augmentor can
+    serve thread workers (``ThreadDataLoader(use_thread_workers=True)``); its RNG is shared, so which
+    sample gets which draws depends on thread timing (seeded runs are reproducible with one thread
+    or process workers). MetaTensor keys leave with the same affine and ``applied_operations`` as
+    running the transforms one by one; ``inverse`` (MONAI's ``Compose.inverse``, ``Invertd``)
+    undoes flips, transposes, quarter turns and the centre crop, and raises ``NotImplementedError``
+    at a transform that interpolates.
+
     Args:
         transforms: transforms to run, in order (monai_em and/or MONAI dictionary transforms).
         input_size: output spatial size ``(Z, Y, X)`` (or ``(Y, X)`` for 2D).

@@ -7,6 +7,7 @@ from integral volumes (:mod:`monai_em.transforms.integral`), computed once per a
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import nullcontext
@@ -144,7 +145,15 @@ class RejectionSampler(Randomizable):
         self.max_trials = int(max_trials)
         self.pad_mode = pad_mode
         self.cache = IntegralCache(cache_size)
+        self._cache_lock = threading.Lock()  # thread workers share the cache
         self.test_offset = _centre_offset(size, self.test_size)
+
+    def __getstate__(self):  # locks do not pickle (process DataLoader workers, deepcopy)
+        return {k: v for k, v in self.__dict__.items() if k != "_cache_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache_lock = threading.Lock()
 
     def randomize(self, data: Any = None) -> None:  # draws happen inside `sample`
         return None
@@ -180,7 +189,8 @@ class RejectionSampler(Randomizable):
                 mask = mask[np.ix_(*idx)]
             return integral_volume(mask)
 
-        return self.cache.get(array, build, extra=(tuple(pad.tolist()), self.spatial_size))
+        with self._cache_lock:
+            return self.cache.get(array, build, extra=(tuple(pad.tolist()), self.spatial_size))
 
     # ---- decision -------------------------------------------------------------------------------
     def decide(self, fg: int, valid_fraction: float | None, n_ids: Callable[[], int]) -> bool:
@@ -311,7 +321,8 @@ class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiS
     ``start_key`` and the number of draws under ``trials_key``; cropped MetaTensors carry both in
     their ``meta`` too, their affine moves to the crop's origin (as with MONAI's ``SpatialCrop``) and
     the crop joins ``applied_operations``: ``inverse`` (``Invertd``, ``Compose.inverse``) undoes
-    ``augment`` where it can, then puts each crop back into zeros of the original shape.
+    ``augment`` where it can, then puts each crop back into zeros of the original shape. One
+    instance may serve thread workers (the integral-volume cache is locked; the RNG is shared).
 
     Args:
         keys: keys to crop (image, label, valid mask...), all sharing one spatial shape.

@@ -78,6 +78,22 @@ def test_one_augmentor_serves_thread_workers():
     assert get_track_meta() == track_before
 
 
+def test_rejection_crop_and_augmentor_serve_thread_workers():
+    coords = _coordinates((10, 48, 48)) + 1  # image == label: outputs stay equal iff each call used one draw
+    volume = {"image": _meta(coords.clone()), "label": _meta(coords)}  # one shared volume (one shared cache)
+    aug = EMAugmentor(_nearest_geometry(), (4, 16, 16))
+    crop = RandRejectionCropd(["image", "label"], "label", augment=aug, size_thres=50, num_samples=2)
+    loader = ThreadDataLoader(
+        Dataset([volume] * 24, transform=crop), batch_size=4, num_workers=4, use_thread_workers=True
+    )
+    seen = 0
+    for batch in loader:
+        assert isinstance(batch["image"], MetaTensor) and batch["image"].shape[-3:] == (4, 16, 16)
+        assert torch.equal(batch["image"].as_tensor(), batch["label"].as_tensor())
+        seen += batch["image"].shape[0]
+    assert seen == 24 * 2
+
+
 def test_params_are_per_thread_and_pickle():
     import pickle
     import threading

@@ -227,8 +227,14 @@ def test_workflows_pass_monai_check_properties(configs, kind, trained, tmp_path)
         config_file=[str(CONFIGS / c) for c in configs], meta_file=str(META), workflow_type=kind,
         bundle_root=str(root), input_size=[4, 32, 32], synthetic_shape=list(SHAPE), image_list=[str(tmp_path / "section.png")],
     )  # fmt: skip
-    workflow.initialize()
-    assert workflow.check_properties() == []
+    from monai.data.meta_obj import get_track_meta, set_track_meta
+
+    track = get_track_meta()
+    try:
+        workflow.initialize()  # runs the config's `initialize` here: it switches meta tracking off
+        assert workflow.check_properties() == []
+    finally:
+        set_track_meta(track)  # leave this process as it was for the tests after this one
 
 
 def test_lr_schedule_ids_drive_the_trainer(tmp_path):

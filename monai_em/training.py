@@ -14,6 +14,7 @@ from __future__ import annotations
 import bisect
 import importlib
 import json
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -29,8 +30,10 @@ __all__ = [
     "lr_schedule",
     "network_of",
     "read_checkpoint",
+    "save_checkpoint",
 ]
 
+logger = logging.getLogger(__name__)
 LR_SCHEDULERS = ("constant", "multistep", "cosine")
 
 
@@ -175,3 +178,29 @@ def load_weights(network: torch.nn.Module, path: str | os.PathLike, spec: Mappin
     target = network.module if isinstance(network, torch.nn.parallel.DistributedDataParallel) else network
     target.load_state_dict(ckpt["model"])
     return network
+
+
+def save_checkpoint(path: str | os.PathLike, contents: Mapping[str, Any], overwrite: bool = True) -> bool:
+    """Write ``{name: obj.state_dict()}`` for ``contents`` to ``path`` (the layout MONAI's
+    ``CheckpointSaver`` writes for several objects), atomically; True when it wrote.
+
+    ``overwrite=False`` keeps a file already there: the end of a training run uses it so that the
+    best-validation checkpoint always exists (the last weights, with a warning, when no validation
+    ran: a time limit, ``val_sections: 0``). Under ``torch.distributed`` only rank 0 writes.
+    """
+    if os.path.isfile(path) and not overwrite:
+        return False
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return False
+    state = {}
+    for name, obj in contents.items():
+        obj = obj.module if isinstance(obj, torch.nn.parallel.DistributedDataParallel) else obj
+        state[name] = obj.state_dict()
+    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
+    tmp = f"{os.fspath(path)}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # never a half-written checkpoint
+    if not overwrite:
+        logger.warning("no validation checkpoint was written: saved the last weights as %s", os.fspath(path))
+    return True

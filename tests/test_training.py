@@ -76,3 +76,21 @@ def test_bad_spec_and_missing_file_are_named(tmp_path):
         build_network({"args": {}})
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
         read_checkpoint(tmp_path / "nowhere.pt")
+
+
+def test_save_checkpoint_keeps_an_existing_best(tmp_path):
+    from monai_em.training import save_checkpoint
+
+    net = build_network(SPEC)
+    path = tmp_path / "models" / "model.pt"
+    contents = {"model": net, "network": Record(SPEC)}
+    assert save_checkpoint(path, contents, overwrite=False)  # nothing there yet: the last weights
+    first = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+    assert not save_checkpoint(path, contents, overwrite=False)  # a best checkpoint stays as it is
+    kept = read_checkpoint(path)
+    assert kept["network"] == Record(SPEC).state_dict()
+    assert all(torch.equal(kept["model"][k], v) for k, v in first.items())
+    assert save_checkpoint(path, contents) and not (tmp_path / "models" / "model.pt.tmp").exists()

@@ -265,6 +265,15 @@ def test_fine_tune_from_pretrained_weights(trained, tmp_path):
     assert after["train_settings"]["pretrained"] == str(best)
     for key, value in start["model"].items():  # learning rate 0: the run kept exactly the given weights
         assert torch.equal(after["model"][key], value), key
+    # no validation ran (val_sections 0): model.pt is still written, the last weights with their network
+    fallback = read_checkpoint(tmp_path / "models" / "model.pt")
+    assert fallback["network"] == after["network"] and fallback["network"]["args"]["filters"] == [
+        4,
+        8,
+        16,
+        32,
+    ]
+    assert all(torch.equal(fallback["model"][k], v) for k, v in after["model"].items())
 
 
 def test_pretrained_with_another_network_names_the_difference(trained, tmp_path):

@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import torch
+from monai.data import MetaTensor
 
 from monai_em.data.synthetic import make_em_volume
 from monai_em.transforms.compose import EMAugmentor, default_em_transforms
@@ -67,6 +68,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--input", type=int, nargs=3, default=(8, 256, 256))
     parser.add_argument("--no-monai", action="store_true", help="skip the MONAI comparison")
+    parser.add_argument("--pipeline-only", action="store_true", help="only the copy and full-pipeline rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     targets = dict(zip(KEYS, ("img", "mask", "mask"), strict=True))
@@ -83,6 +85,12 @@ def main(argv=None) -> dict:
     for name, aug in (("pipeline, fused", fused), ("pipeline, unfused", plain)):
         aug.set_random_state(0)
         results[name] = _time(lambda aug=aug: aug(data), args.samples)
+    # MetaTensor input: the same run plus the affine and applied-operations record of every transform
+    tracked = {k: MetaTensor(v) for k, v in data.items()}
+    fused.set_random_state(0)
+    results["pipeline, fused, MetaTensor in (tracked)"] = _time(lambda: fused(tracked), args.samples)
+    if args.pipeline_only:
+        return _report(results)
     tail = default_em_transforms(targets)[-4:]  # elastic, flip, rescale, rotate: one fused resampling
     tail_data = {k: v[:, :8, 8:-8, 8:-8].contiguous() for k, v in data.items()}  # after mis-alignment
     for name, fuse in (("spatial tail + crop, fused", True), ("spatial tail + crop, unfused", False)):
@@ -99,6 +107,10 @@ def main(argv=None) -> dict:
         for name, t in _monai_geometric(size).items():
             t.set_random_state(0)
             results[f"  MONAI {name}"] = _time(lambda t=t: t(data), 3, repeats=1)
+    return _report(results)
+
+
+def _report(results: dict[str, float]) -> dict[str, float]:
     copy = results["memory copy"]
     for name, ms in results.items():
         print(f"{name:45s} {ms:9.2f} ms/sample   {ms / copy:7.1f}x copy")

@@ -8,7 +8,6 @@ from .bundle import (
     load_pytc_bundle_config,
     network_input_size,
     pytc_bundle_value,
-    save_if_missing,
 )
 from .pytc import PyTCConfig, load_pytc_config, pytc_defaults
 from .pytc_build import (

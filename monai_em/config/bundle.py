@@ -34,7 +34,6 @@ __all__ = [
     "load_pytc_bundle_config",
     "network_input_size",
     "pytc_bundle_value",
-    "save_if_missing",
 ]
 
 logger = logging.getLogger(__name__)
@@ -322,20 +321,3 @@ def existing_checkpoint(path: str | os.PathLike) -> str:
     return os.fspath(path)
 
 
-def save_if_missing(network, path: str | os.PathLike) -> bool:
-    """Save ``network``'s weights to ``path`` unless a checkpoint is there already; True when it saved.
-
-    Ends a training run so that ``model.pt`` always exists: the best validation checkpoint when one
-    ran, else the last weights (a time limit or ``val_sections: 0`` can stop training before any
-    validation). The file holds the ``state_dict``, as MONAI's CheckpointSaver writes it.
-    """
-    import torch
-
-    if os.path.isfile(path):
-        return False
-    os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save(network.state_dict(), tmp)
-    os.replace(tmp, path)  # never a half-written checkpoint
-    logger.warning("no validation checkpoint was written: saved the last weights as %s", os.fspath(path))
-    return True

@@ -10,19 +10,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.data.meta_obj import get_track_meta, set_track_meta
-from monai.transforms import Compose, MapTransform, OneOf, RandomOrder, SomeOf
+from monai.transforms import Compose, InvertibleTransform, MapTransform, OneOf, RandomOrder, SomeOf
+from monai.utils import TraceKeys
 from scipy import ndimage
 
 from .base import (
     Margin,
-    RandEMDictTransform,
-    as_output,
     as_torch,
+    check_axis_order,
     check_int,
     keys_and_modes,
     like_input,
+    shift_affine,
     spatial_shape_of,
+    track_call,
+    translation,
+    uncrop,
 )
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
 from .resample import identity_points, read_window, resample
@@ -108,8 +111,12 @@ def smooth_label_edges(label, sigma: float = 2.0, threshold: float = 0.5, iterat
     return like_input(result, label)
 
 
-class _CentreCrop(MapTransform):
-    """Crop ``keys`` (or every array with the right number of axes) to ``size``, margin ``(S - size) // 2``."""
+class _CentreCrop(InvertibleTransform, MapTransform):
+    """Crop ``keys`` (or every array with the right number of axes) to ``size``, margin ``(S - size) // 2``.
+
+    A MetaTensor's affine moves to the crop's origin as with MONAI's ``SpatialCrop``, and the crop is
+    recorded; ``inverse`` pads the crop back into zeros of the original shape.
+    """
 
     def __init__(self, size: Sequence[int], keys: Sequence[Hashable] | None = None):
         self.size = tuple(int(s) for s in size)
@@ -131,12 +138,29 @@ class _CentreCrop(MapTransform):
         n = len(self.size) + 1
         return [k for k, v in d.items() if isinstance(v, (np.ndarray, torch.Tensor)) and v.ndim == n]
 
-    def __call__(self, data: Mapping) -> dict:
+    def record(self, out, start: Sequence[int], orig_size: Sequence[int]):
+        """``out`` (cropped at ``start`` from a ``orig_size`` volume) with the crop in its metadata."""
+        return track_call(self, out, orig_size, translation(start), {"start": [int(s) for s in start]})
+
+    def __call__(self, data: Mapping, done: Sequence[Hashable] = ()) -> dict:
+        """Crop every crop key but ``done`` (keys a fused run already cropped and recorded)."""
         d = dict(data)
         for key in self.crop_keys(d):
+            if key in done:
+                continue
             start = self.window(key, d[key].shape)
             window = (slice(None), *(slice(s, s + i) for s, i in zip(start, self.size, strict=True)))
-            d[key] = as_output(d[key][window])  # a tensor for numpy input too, dtype kept
+            out = like_input(as_torch(d[key])[window], d[key])  # a tensor for numpy input too, dtype kept
+            d[key] = self.record(out, start, d[key].shape[1:])
+        return d
+
+    def inverse(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.crop_keys(d):
+            xform = self.pop_transform(d[key])
+            start = [int(s) for s in xform[TraceKeys.EXTRA_INFO]["start"]]
+            out = uncrop(d[key], start, [int(s) for s in xform[TraceKeys.ORIG_SIZE]])
+            d[key] = shift_affine(out, np.linalg.inv(translation(start)))
         return d
 
 
@@ -163,6 +187,14 @@ class EMAugmentor(Compose):
     are interpolated once instead of once per transform; a shrinking rescale inside a fused run
     is plain bilinear instead of anti-aliased). ``set_random_state`` reaches every inner transform
     (MONAI ``Compose`` reseeds each member), so DataLoader workers draw differently.
+
+    A call keeps its draws in the call and touches no process-global state, so one augmentor can
+    serve thread workers (``ThreadDataLoader(use_thread_workers=True)``); its RNG is shared, so which
+    sample gets which draws depends on thread timing (seeded runs are reproducible with one thread
+    or process workers). MetaTensor keys leave with the same affine and ``applied_operations`` as
+    running the transforms one by one; ``inverse`` (MONAI's ``Compose.inverse``, ``Invertd``)
+    undoes flips, transposes, quarter turns and the centre crop, and raises ``NotImplementedError``
+    at a transform that interpolates.
 
     Args:
         transforms: transforms to run, in order (monai_em and/or MONAI dictionary transforms).
@@ -249,21 +281,9 @@ class EMAugmentor(Compose):
         if not self.fuse or not isinstance(input_, Mapping) or start != 0 or end is not None or lazy:
             return super().__call__(input_, start=start, end=end, threading=threading, lazy=lazy)
         d = dict(input_)
-        # monai_em transforms only: run on plain tensors (no MetaTensor dispatch on every op) and give
-        # each array its input's MONAI type and metadata once, at the exit
-        plain = all(isinstance(t, (RandEMDictTransform, _CentreCrop, _SmoothLabels)) for t in self.transforms)
-        originals = {k: v for k, v in d.items() if isinstance(v, (np.ndarray, torch.Tensor))} if plain else {}
-        d.update({k: as_torch(v) for k, v in originals.items()})
-        track = get_track_meta()
-        set_track_meta(track and not plain)
-        try:
-            d = self._run_fused(d)
-        finally:
-            set_track_meta(track)
-        for key, value in originals.items():
-            if key in d:
-                d[key] = like_input(d[key], value)
-        return d
+        for key in self.crop.crop_keys(d):
+            check_axis_order(d[key], key)
+        return self._run_fused(d)
 
     def _run_fused(self, d: dict) -> dict:
         items, i = self.transforms, 0
@@ -314,12 +334,12 @@ class EMAugmentor(Compose):
 
     def _apply_fused(self, run: list[Any], d: dict, cropped: bool, deferred: Sequence[Any] = ()) -> dict:
         keys = [k for k in run[0].keys if k in d]
-        live = []  # deferred transforms that act: drawn now (each on its own stream), applied in the window
+        live = []  # (transform, params) of deferred transforms that act: drawn now, applied in the window
         for t in deferred if keys else ():
             present = list(t.key_iterator(d))
             if present:
-                t.randomize(spatial_shape_of(d, present))
-                live += [t] if t._do_transform else []
+                params = t.sample(spatial_shape_of(d, present))
+                live += [(t, params)] if params is not None else []
         if deferred and not keys:
             for t in deferred:
                 d = t(d)
@@ -328,9 +348,9 @@ class EMAugmentor(Compose):
                 run[0].key_iterator(d)  # raises MONAI's missing-key error
             return self.crop(d) if cropped else d
         shape = spatial_shape_of(d, keys)
-        for t in run:  # same draws, in the same order, as running them one by one
-            t.randomize(shape)
+        drawn = [t.sample(shape) for t in run]  # same draws, in the same order, as running them one by one
         z, yx = identity_points(shape)
+        start = (0,) * len(shape)
         if cropped:
             start = self.crop.window(keys[0], (0, *shape))
             size = self.crop.size
@@ -338,28 +358,35 @@ class EMAugmentor(Compose):
                 z = z[start[0] : start[0] + size[0]]
             yx = yx[start[-2] : start[-2] + size[-2], start[-1] : start[-1] + size[-1]]
         identity = True
-        for t in reversed(run):
-            if t._do_transform:
-                z, yx = t.transform.source_points(t.transform.params, shape, z, yx)
+        for t, params in zip(reversed(run), reversed(drawn), strict=True):
+            if params is not None:
+                z, yx = t.transform.source_points(params, shape, z, yx)
                 identity = False
         mode_of = dict(zip(run[0].keys, run[0].mode, strict=True))
         mover = next((t for t in run if t.transform.geometric), run[0])  # flips alone move voxels exactly
         cache: dict = {}  # nearest indices shared by the label and mask keys
         for key in keys:
-            jobs = [t for t in live if key in t.keys]
-            mode = mover.key_mode(key, d[key], mode_of[key])
+            img = d[key]
+            jobs = [(t, p) for t, p in live if key in t.keys]
+            mode = mover.key_mode(key, img, mode_of[key])
             if jobs:
-                d[key] = self._windowed(d[key], jobs, z, yx, identity, mode)
+                out = self._windowed(img, jobs, z, yx, identity, mode)
             elif identity and cropped:
-                d[key] = self.crop({key: d[key]})[key]
+                window = (slice(None), *(slice(s, s + n) for s, n in zip(start, self.crop.size, strict=True)))
+                out = like_input(as_torch(img)[window], img)
             elif not identity:
-                d[key] = resample(d[key], z, yx, mode, cache)
+                out = resample(img, z, yx, mode, cache)
+            else:
+                out = like_input(as_torch(img), img)
+            for t, params in zip(run, drawn, strict=True):  # metadata as if run one by one
+                out = t.track(out, params, shape)
+            d[key] = self.crop.record(out, start, shape) if cropped else out
         if cropped:
-            d = self.crop(d)  # any other array key (not in the run) gets the plain centre crop
+            d = self.crop(d, done=keys)  # any other array key (not in the run) gets the plain centre crop
         return d
 
     @staticmethod
-    def _windowed(img, jobs: Sequence[Any], z, yx, identity: bool, mode: str):
+    def _windowed(img, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str):
         """``jobs`` (deferred image-only transforms) applied to the part of ``img`` that the points
         ``(z, yx)`` read, then that part resampled: equal to applying them to all of ``img`` first, as
         a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
@@ -375,8 +402,8 @@ class EMAugmentor(Compose):
             z1, r1, c1 = (t.shape[1] if t.ndim == 4 else 1), t.shape[-2], t.shape[-1]
         window = t[:, z0:z1, r0:r1, c0:c1] if t.ndim == 4 else t[:, r0:r1, c0:c1]
         start = (z0, r0, c0) if t.ndim == 4 else (r0, c0)
-        for job in jobs:
-            window = job.transform.apply_window(window, job.transform.params, "bilinear", start, t)
+        for job, params in jobs:
+            window = job.transform.apply_window(window, params, "bilinear", start, t)
         if identity:  # the points are the window's own pixels (the crop): no resampling
             lead = (slice(None), slice(0, len(z))) if t.ndim == 4 else (slice(None),)
             return like_input(window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))], img)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -21,6 +22,7 @@ __all__ = [
     "check_mode",
     "check_spatial",
     "identity_points",
+    "point_map_affine",
     "read_window",
     "resample",
     "rotate_xy",
@@ -189,3 +191,21 @@ def rotate_xy(x: torch.Tensor, angle: float, mode: str) -> torch.Tensor:
     # copy-paste / mis-alignment outputs (nearest ties included) are pinned to this order
     yx = torch.stack((dy * cos - dx * sin + cy, dy * sin + dx * cos + cx), -1)
     return sample_sections(x, yx.round_() if mode == "nearest" else yx, mode)
+
+
+def point_map_affine(source_points, params, spatial_shape: Sequence[int]) -> np.ndarray:
+    """The ``(n + 1, n + 1)`` matrix of an affine point map ``source_points(params, shape, z, yx)``:
+    output voxel index ``(z, y, x)`` (2D: ``(y, x)``) -> input index, read off at the origin and the
+    unit steps (z maps on its own, as every section shares the yx map)."""
+    n = len(spatial_shape)
+    yx = torch.tensor([[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)
+    z = torch.tensor([0.0, 1.0], dtype=torch.float64) if n == 3 else None
+    z_in, p = source_points(params, tuple(spatial_shape), z, yx)
+    out = np.eye(n + 1)
+    p = p[0].numpy()
+    out[n - 2 : n, n] = p[0]
+    out[n - 2 : n, n - 2] = p[1] - p[0]
+    out[n - 2 : n, n - 1] = p[2] - p[0]
+    if n == 3:
+        out[0, 3], out[0, 0] = float(z_in[0]), float(z_in[1] - z_in[0])
+    return out

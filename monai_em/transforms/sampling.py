@@ -7,8 +7,10 @@ from integral volumes (:mod:`monai_em.transforms.integral`), computed once per a
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,13 +19,23 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
-from monai.transforms import MapTransform, Randomizable, SpatialCrop
+from monai.transforms import InvertibleTransform, MapTransform, Randomizable, allow_missing_keys_mode
 from monai.transforms.traits import MultiSampleTrait
-from monai.utils import MAX_SEED, convert_to_tensor
+from monai.utils import MAX_SEED, TraceKeys, convert_to_tensor
 
 from monai_em.data.volume import reflect_indices
 
-from .base import as_output, check_int, check_unit
+from .base import (
+    as_output,
+    check_axis_order,
+    check_int,
+    check_unit,
+    like_input,
+    shift_affine,
+    track_call,
+    translation,
+    uncrop,
+)
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
 __all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
@@ -136,7 +148,15 @@ class RejectionSampler(Randomizable):
         self.max_trials = max_trials
         self.pad_mode = pad_mode
         self.cache = IntegralCache(cache_size)
+        self._cache_lock = threading.Lock()  # thread workers share the cache
         self.test_offset = _centre_offset(size, self.test_size)
+
+    def __getstate__(self):  # locks do not pickle (process DataLoader workers, deepcopy)
+        return {k: v for k, v in self.__dict__.items() if k != "_cache_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._cache_lock = threading.Lock()
 
     def randomize(self, data: Any = None) -> None:  # draws happen inside `sample`
         return None
@@ -172,7 +192,8 @@ class RejectionSampler(Randomizable):
                 mask = mask[np.ix_(*idx)]
             return integral_volume(mask)
 
-        return self.cache.get(array, build, extra=(tuple(pad.tolist()), self.spatial_size))
+        with self._cache_lock:
+            return self.cache.get(array, build, extra=(tuple(pad.tolist()), self.spatial_size))
 
     # ---- decision -------------------------------------------------------------------------------
     def decide(self, fg: int, valid_fraction: float | None, n_ids: Callable[[], int]) -> bool:
@@ -253,15 +274,15 @@ def _update_best(best: dict, fg, vf, ids) -> None:
 def crop_region(img, start: np.ndarray, size: Sequence[int]):
     """``img[..., start:start + size]`` per spatial axis, mirrored (numpy ``reflect``) outside the volume.
 
-    In-bounds crops go through MONAI's ``SpatialCrop`` (MetaTensor affine and trace kept); mirrored
-    ones gather reflected indices in the input's dtype and shift a MetaTensor's affine.
+    A MetaTensor keeps its metadata, with the affine moved to the crop's origin (as MONAI's
+    ``SpatialCrop`` moves it); nothing is recorded in ``applied_operations`` (the caller records).
     """
     shape = tuple(int(s) for s in img.shape[1:])
     stop = start + np.asarray(size, dtype=np.int64)
     if (start >= 0).all() and (stop <= np.asarray(shape)).all():
         slices = [slice(int(a), int(b)) for a, b in zip(start, stop, strict=True)]
         if isinstance(img, MetaTensor):
-            return SpatialCrop(roi_slices=slices)(img)
+            return shift_affine(like_input(img.as_tensor()[(slice(None), *slices)], img), translation(start))
         return as_output(img[(slice(None), *slices)])
     idx = [reflect_indices(int(a), int(b), n) for a, b, n in zip(start, stop, shape, strict=True)]
     if isinstance(img, torch.Tensor):
@@ -269,12 +290,7 @@ def crop_region(img, start: np.ndarray, size: Sequence[int]):
         for axis, i in enumerate(idx):
             out = out.index_select(axis + 1, torch.as_tensor(i, device=out.device))
         if isinstance(img, MetaTensor):
-            meta = dict(img.meta)
-            affine = img.affine.clone()
-            nd = len(shape)
-            affine[:nd, nd] += affine[:nd, :nd] @ torch.as_tensor(start, dtype=affine.dtype)
-            meta["affine"] = affine
-            return MetaTensor(out, meta=meta)
+            return shift_affine(like_input(out, img), translation(start))
         return convert_to_tensor(out, track_meta=get_track_meta())
     out = np.asarray(img)[(slice(None),) + np.ix_(*idx)]
     return as_output(out)
@@ -299,14 +315,17 @@ def _tested(img, test_size: Sequence[int]):
     return crop_region(img, _centre_offset(shape, size), size)
 
 
-class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
+class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiSampleTrait):
     """Dictionary crop with rejection sampling: ``num_samples`` crops of ``keys``, as a list of dicts.
 
     See :class:`RejectionSampler` for the decision and every threshold. The decision reads
     ``label_key`` (and ``valid_key``) before augmentation; ``keys`` are cropped at the accepted
     start. Each output records its crop start (int64, unpadded volume coordinates) under
     ``start_key`` and the number of draws under ``trials_key``; cropped MetaTensors carry both in
-    their ``meta`` too.
+    their ``meta`` too, their affine moves to the crop's origin (as with MONAI's ``SpatialCrop``) and
+    the crop joins ``applied_operations``: ``inverse`` (``Invertd``, ``Compose.inverse``) undoes
+    ``augment`` where it can, then puts each crop back into zeros of the original shape. One
+    instance may serve thread workers (the integral-volume cache is locked; the RNG is shared).
 
     Args:
         keys: keys to crop (image, label, valid mask...), all sharing one spatial shape.
@@ -402,6 +421,8 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
                 [*self.key_iterator(d), self.label_key, *([self.valid_key] if self.valid_key else [])]
             )
         )
+        for key in names:
+            check_axis_order(d[key], key)
         shapes = {k: tuple(int(s) for s in d[k].shape[1:]) for k in names}
         if len(set(shapes.values())) > 1:
             raise ValueError(f"RandRejectionCropd: keys must share one spatial shape, got {shapes}")
@@ -409,11 +430,28 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
         if empty:
             raise ValueError(f"RandRejectionCropd: keys {list(empty)} have a spatial axis of size 0: {empty}")
 
-    def _crop(self, d: Mapping[Hashable, Any], start: np.ndarray) -> dict:
+    def _crop(self, d: Mapping[Hashable, Any], start: np.ndarray, keys: Sequence[Hashable] = ()) -> dict:
+        """``keys`` (and the transform's own keys, which are recorded) cropped at ``start``."""
         out = dict(d)
-        for key in self.key_iterator(d):
+        own = list(self.key_iterator(d))
+        for key in dict.fromkeys([*own, *keys]):
             out[key] = crop_region(d[key], start, self.spatial_size)
+            if key in own:
+                extra = {"start": [int(s) for s in start]}
+                out[key] = track_call(self, out[key], d[key].shape[1:], extra=extra)
         return out
+
+    def inverse(self, data: Mapping[Hashable, Any]) -> dict[Hashable, Any]:
+        d = dict(data)
+        if isinstance(self.augment, InvertibleTransform):
+            with allow_missing_keys_mode(self.augment) if self.allow_missing_keys else nullcontext():
+                d = self.augment.inverse(d)  # Invertd passes one key and allows the others to be missing
+        for key in self.key_iterator(d):
+            xform = self.pop_transform(d[key])
+            start = [int(s) for s in xform[TraceKeys.EXTRA_INFO]["start"]]
+            out = uncrop(d[key], start, [int(s) for s in xform[TraceKeys.ORIG_SIZE]])
+            d[key] = shift_affine(out, np.linalg.inv(translation(start)))
+        return d
 
     def _record(self, out: dict, start: np.ndarray, trials: int) -> dict:
         for key, value in ((self.start_key, start.copy()), (self.trials_key, int(trials))):
@@ -433,11 +471,7 @@ class RandRejectionCropd(Randomizable, MapTransform, MultiSampleTrait):
         best: dict = {}
         for trial in range(1, s.max_trials + 1):
             start = s.draw_start(padded) - pad
-            cropped = dict(d)
-            for key in dict.fromkeys(
-                [*self.key_iterator(d), self.label_key, *([self.valid_key] if self.valid_key else [])]
-            ):
-                cropped[key] = crop_region(d[key], start, s.spatial_size)
+            cropped = self._crop(d, start, [self.label_key, *([self.valid_key] if self.valid_key else [])])
             out = self.augment(cropped)
             label = _tested(out[self.label_key], s.test_size)
             fg = int(nonzero_mask(label).sum())

@@ -13,6 +13,7 @@ from monai.config import KeysCollection
 from .base import (
     Margin,
     RandEMDictTransform,
+    RandEMSpatialDictTransform,
     RandEMTransform,
     as_torch,
     cast_back,
@@ -135,7 +136,7 @@ class RandMisAlignment(RandEMTransform):
         return like_input(back(torch.cat(parts, 1)), img)  # one copy of every voxel
 
 
-class RandMisAlignmentd(RandEMDictTransform):
+class RandMisAlignmentd(RandEMSpatialDictTransform):
     """Dictionary wrapper of :class:`RandMisAlignment`: every key gets the same draw.
 
     Args:
@@ -215,7 +216,7 @@ class RandMissingSection(RandEMTransform):
         return like_input(x[:, keep], img)
 
 
-class RandMissingSectiond(RandEMDictTransform):
+class RandMissingSectiond(RandEMSpatialDictTransform):
     """Dictionary wrapper of :class:`RandMissingSection`: the same sections leave every key.
 
     Args:

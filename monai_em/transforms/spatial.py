@@ -10,8 +10,9 @@ in their own dtype.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,7 @@ from monai.config import KeysCollection
 
 from .base import (
     Margin,
-    RandEMDictTransform,
+    RandEMSpatialDictTransform,
     RandEMTransform,
     as_torch,
     cast_back,
@@ -34,6 +35,7 @@ from .resample import (
     check_mode,
     check_spatial,
     identity_points,
+    point_map_affine,
     read_window,
     rotation_points,
     sample_linear,
@@ -125,6 +127,9 @@ class RandRescale(RandEMTransform):
             length.append(n)
         return RescaleParams(tuple(start), tuple(length))
 
+    def index_affine(self, params: RescaleParams, spatial_shape):
+        return point_map_affine(self.source_points, params, spatial_shape)
+
     @staticmethod
     def source_points(params: RescaleParams, spatial_shape, z, yx):
         out = yx.clone()
@@ -163,7 +168,7 @@ class RandRescale(RandEMTransform):
         return like_input(cast_back(x[0], t.dtype).reshape(t.shape), img)
 
 
-class RandRescaled(RandEMDictTransform):
+class RandRescaled(RandEMSpatialDictTransform):
     """Dictionary wrapper of :class:`RandRescale`: one draw moves every key.
 
     Args:
@@ -238,6 +243,27 @@ class RandFlipTranspose(RandEMTransform):
             ztrans=self.do_ztrans and coins[4] and is3d and spatial_shape[0] == spatial_shape[-1],
         )
 
+    def index_affine(self, params: FlipParams, spatial_shape):
+        out = point_map_affine(self.source_points, dataclasses.replace(params, ztrans=False), spatial_shape)
+        if params.ztrans:  # the z<->x transpose comes last: output (z, y, x) reads its (x, y, z)
+            out = out[:, [2, 1, 0, 3]]
+        return out
+
+    def trace_info(self, params: FlipParams) -> dict:
+        return dataclasses.asdict(params)
+
+    def from_trace(self, info: Mapping) -> FlipParams:
+        return FlipParams(**{f.name: bool(info[f.name]) for f in dataclasses.fields(FlipParams)})
+
+    def invert(self, img, params: FlipParams):
+        t = as_torch(img)
+        if params.ztrans:
+            t = t.transpose(-3, -1)
+        if params.transpose:
+            t = t.transpose(-1, -2)
+        flips = dataclasses.replace(params, transpose=False, ztrans=False)  # flips undo themselves
+        return like_input(as_torch(self.apply(t, flips, "nearest")), img)
+
     @staticmethod
     def source_points(params: FlipParams, spatial_shape, z, yx):
         if params.ztrans:
@@ -268,7 +294,7 @@ class RandFlipTranspose(RandEMTransform):
         return like_input(out, img)
 
 
-class RandFlipTransposed(RandEMDictTransform):
+class RandFlipTransposed(RandEMSpatialDictTransform):
     """Dictionary wrapper of :class:`RandFlipTranspose`: the same flips for every key.
 
     Args:
@@ -337,6 +363,21 @@ class RandRotateXY(RandEMTransform):
         square = spatial_shape[-1] == spatial_shape[-2]
         return RotateParams(k=int(self.R.randint(4)) if square else 2 * int(self.R.randint(2)))
 
+    def index_affine(self, params: RotateParams, spatial_shape):
+        return point_map_affine(self.source_points, params, spatial_shape)
+
+    def trace_info(self, params: RotateParams) -> dict:
+        return {"k": params.k, "angle": params.angle}
+
+    def from_trace(self, info: Mapping) -> RotateParams:
+        return RotateParams(k=int(info["k"]), angle=float(info["angle"]))
+
+    def invert(self, img, params: RotateParams):
+        if params.angle:
+            return super().invert(img, params)  # interpolated: no exact inverse
+        t = as_torch(img)
+        return like_input(torch.rot90(signed_view(t), -params.k, dims=(-2, -1)).view(t.dtype), img)
+
     @staticmethod
     def source_points(params: RotateParams, spatial_shape, z, yx):
         h, w = spatial_shape[-2:]
@@ -359,7 +400,7 @@ class RandRotateXY(RandEMTransform):
         )
 
 
-class RandRotateXYd(RandEMDictTransform):
+class RandRotateXYd(RandEMSpatialDictTransform):
     """Dictionary wrapper of :class:`RandRotateXY`: one rotation for every key.
 
     Args:
@@ -528,7 +569,7 @@ class RandSectionElastic(RandEMTransform):
         return like_input(sample_sections(t, yx, check_mode(mode)), img)
 
 
-class RandSectionElasticd(RandEMDictTransform):
+class RandSectionElasticd(RandEMSpatialDictTransform):
     """Dictionary wrapper of :class:`RandSectionElastic`: one field warps every key.
 
     Args:

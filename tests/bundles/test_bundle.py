@@ -11,11 +11,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ConfigParser, verify_metadata, verify_net_in_out
+from monai.bundle import ConfigParser, ConfigWorkflow, verify_metadata, verify_net_in_out
 from PIL import Image
 
 from monai_em.data.synthetic import make_em_volume
 from monai_em.data.tile_format import write_tiled_volume
+from monai_em.training import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bundles" / "em_segmentation"
@@ -23,9 +24,8 @@ CONFIGS = BUNDLE / "configs"
 META = CONFIGS / "metadata.json"
 SCHEMA = CONFIGS / "schema" / "metadata_schema.json"
 SHAPE = (12, 64, 64)  # tiny volume: 8 training sections + 4 held out
-TINY = [  # a network and patch small enough for a few CPU iterations in seconds
-    "--input_size", "[4, 32, 32]", "--net_filters", "[4, 8, 16, 32]", "--num_threads", "1",
-]  # fmt: skip
+WINDOW = ["--input_size", "[4, 32, 32]", "--num_threads", "1"]  # patch small enough for CPU seconds
+TINY = [*WINDOW, "--net_filters", "[4, 8, 16, 32]"]  # ... and a non-default network to train
 
 
 def run_bundle(configs, bundle_root, *overrides, torchrun: int = 0, timeout: int = 300):
@@ -79,14 +79,28 @@ def test_train_writes_checkpoints_and_logs(trained):
     parser.read_config(CONFIGS / "train.yaml")
     parser["net_filters"] = [4, 8, 16, 32]
     net = parser.get_parsed_content("network_def")
-    net.load_state_dict(torch.load(best, map_location="cpu", weights_only=True))  # strict: every key matches
-    assert list((trained / "eval").glob("events.out.tfevents.*")), "TensorBoard handler wrote nothing"
+    ckpt = read_checkpoint(best)
+    net.load_state_dict(ckpt["model"])  # strict: every key matches
+    assert ckpt["network"]["args"]["filters"] == [4, 8, 16, 32]  # the network travels with its weights
+    assert ckpt["train_settings"]["input_size"] == [4, 32, 32]
+    events = list((trained / "eval").glob("events.out.tfevents.*"))
+    assert events, "TensorBoard handler wrote nothing"
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = set()
+    for path in events:
+        acc = EventAccumulator(str(path), size_guidance={"images": 0})
+        acc.Reload()
+        tags |= set(acc.Tags()["images"])
+    assert {"input_0_HWD/image", "input_1_HWD/image", "output_HWD/image"} <= tags  # image, target, prediction
 
 
 def test_chunked_inference_writes_stitched_volume(trained, tiled_data):
+    """No network settings on the command line: inference rebuilds the trained (non-default) network
+    from the checkpoint alone."""
     out = trained / "pred"
     run_bundle(
-        ["inference.yaml"], trained, *TINY, "--image_json", tiled_data["image"], "--output_dir", out,
+        ["inference.yaml"], trained, *WINDOW, "--image_json", tiled_data["image"], "--output_dir", out,
         "--infer_chunk_num", "[2, 1, 2]", "--infer_pad_size", "[2, 8, 8]",
     )  # fmt: skip
     with h5py.File(out / "prediction.h5", "r") as f:
@@ -136,7 +150,7 @@ def test_affinity_target_trains_three_channels(tmp_path):
         ["train.yaml"], tmp_path, *TINY, "--target", "affinity", "--synthetic_shape", list(SHAPE),
         "--val_sections", 0, "--epochs", 1, "--epoch_length", 1, "--augment", "False",
     )  # fmt: skip
-    state = torch.load(tmp_path / "models" / "final_model.pt", map_location="cpu", weights_only=True)
+    state = read_checkpoint(tmp_path / "models" / "final_model.pt")["model"]
     out_layer = [v for k, v in state.items() if k.startswith("output_block") and k.endswith("weight")]
     assert out_layer and out_layer[0].shape[0] == 3  # z, y, x affinities
 
@@ -188,3 +202,86 @@ def test_verify_net_in_out():
     verify_net_in_out(
         net_id="network_def", meta_file=str(META), config_file=str(CONFIGS / "train.yaml"), device="cpu"
     )
+
+
+WORKFLOWS = [
+    (["train.yaml"], "train"),
+    (["inference.yaml"], "infer"),
+    (["inference_2d.yaml"], "infer"),
+    (["train.yaml", "evaluate.yaml"], "infer"),  # the model-zoo layout: evaluate.yaml merged over train.yaml
+]
+
+
+@pytest.mark.parametrize("configs, kind", WORKFLOWS, ids=lambda v: "+".join(v) if isinstance(v, list) else v)
+def test_workflows_pass_monai_check_properties(configs, kind, trained, tmp_path):
+    if not all((CONFIGS / c).is_file() for c in configs):
+        pytest.skip(f"{configs} not in this bundle yet")
+    root = trained
+    if configs == ["inference_2d.yaml"]:  # needs a 2D checkpoint: the 2D spec of inference_2d.yaml, untrained
+        root = tmp_path
+        parser = ConfigParser()
+        parser.read_config(CONFIGS / "inference_2d.yaml")
+        (root / "models").mkdir()
+        torch.save(parser.get_parsed_content("network_def").state_dict(), root / "models" / "model_2d.pt")
+    workflow = ConfigWorkflow(
+        config_file=[str(CONFIGS / c) for c in configs], meta_file=str(META), workflow_type=kind,
+        bundle_root=str(root), input_size=[4, 32, 32], synthetic_shape=list(SHAPE), image_list=[str(tmp_path / "section.png")],
+    )  # fmt: skip
+    from monai.data.meta_obj import get_track_meta, set_track_meta
+
+    track = get_track_meta()
+    try:
+        workflow.initialize()  # runs the config's `initialize` here: it switches meta tracking off
+        assert workflow.check_properties() == []
+    finally:
+        set_track_meta(track)  # leave this process as it was for the tests after this one
+
+
+def test_lr_schedule_ids_drive_the_trainer(tmp_path):
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "train.yaml")
+    parser.update({"bundle_root": str(tmp_path), "learning_rate": 0.01, "lr_scheduler": "multistep", "lr_steps": [2, 4], "lr_gamma": 0.5,
+                   "warmup_iters": 2, "synthetic_shape": list(SHAPE), "input_size": [4, 32, 32]})  # fmt: skip
+    handlers = parser.get_parsed_content("train#handlers")
+    schedule = parser.get_parsed_content("lr_schedule")
+    assert any(getattr(h, "lr_scheduler", None) is schedule for h in handlers)  # stepped every iteration
+    optimizer = parser.get_parsed_content("optimizer")
+    lrs = []
+    for _ in range(6):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        schedule.step()
+    # PyTC's WarmupMultiStepLR: linear warmup from 0.001 x, then x0.5 at iterations 2 and 4
+    expected = [0.01 * 0.001, 0.01 * (0.001 * 0.5 + 0.5), 0.005, 0.005, 0.0025, 0.0025]
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9)
+
+
+def test_fine_tune_from_pretrained_weights(trained, tmp_path):
+    best = trained / "models" / "model.pt"
+    run_bundle(
+        ["train.yaml"], tmp_path, *TINY, "--pretrained", best, "--learning_rate", 0.0, "--synthetic_shape",
+        list(SHAPE), "--val_sections", 0, "--epochs", 1, "--epoch_length", 1, "--batch_size", 1,
+    )  # fmt: skip
+    start, after = read_checkpoint(best), read_checkpoint(tmp_path / "models" / "final_model.pt")
+    assert after["train_settings"]["pretrained"] == str(best)
+    for key, value in start["model"].items():  # learning rate 0: the run kept exactly the given weights
+        assert torch.equal(after["model"][key], value), key
+    # no validation ran (val_sections 0): model.pt is still written, the last weights with their network
+    fallback = read_checkpoint(tmp_path / "models" / "model.pt")
+    assert fallback["network"] == after["network"] and fallback["network"]["args"]["filters"] == [
+        4,
+        8,
+        16,
+        32,
+    ]
+    assert all(torch.equal(fallback["model"][k], v) for k, v in after["model"].items())
+
+
+def test_pretrained_with_another_network_names_the_difference(trained, tmp_path):
+    from monai_em.training import load_weights
+
+    parser = ConfigParser()
+    parser.read_config(CONFIGS / "train.yaml")
+    parser["net_filters"] = [8, 16, 32, 64]
+    with pytest.raises(ValueError, match=r"filters.*\[4, 8, 16, 32\], \[8, 16, 32, 64\]"):
+        load_weights(parser.get_parsed_content("network_def"), trained / "models" / "model.pt",
+                     parser.get_parsed_content("network_spec"))  # fmt: skip

@@ -103,15 +103,16 @@ def test_elastic_field_region_is_the_slice_of_the_whole_field():
     assert torch.equal(got[0, 0], yx[0, 0])
 
 
-def test_augmentor_strips_metadata_once_and_restores_it():
+def test_augmentor_keeps_metadata_and_fused_tracking_matches_one_by_one():
     from monai.data import MetaTensor
     from monai.data.meta_obj import get_track_meta
 
     from monai_em.data.synthetic import make_em_volume
     from monai_em.transforms.compose import EMAugmentor
 
-    aug = EMAugmentor.from_targets((4, 24, 24), {"image": "img", "label": "mask"})
-    em = make_em_volume(aug.sample_size, seed=2)
+    fused = EMAugmentor.from_targets((4, 24, 24), {"image": "img", "label": "mask"})
+    serial = EMAugmentor.from_targets((4, 24, 24), {"image": "img", "label": "mask"}, fuse=False)
+    em = make_em_volume(fused.sample_size, seed=2)
     plain = {
         "image": torch.from_numpy(em.image[None] / 255.0).float(),
         "label": torch.from_numpy(em.label[None]),
@@ -120,16 +121,27 @@ def test_augmentor_strips_metadata_once_and_restores_it():
     meta = {k: MetaTensor(v, affine=affine, meta={"filename_or_obj": "x.h5"}) for k, v in plain.items()}
     meta["note"] = "kept"
     for seed in range(4):
-        out_plain = aug.set_random_state(seed)(plain)
-        out_meta = aug.set_random_state(seed)(meta)
+        out_plain = fused.set_random_state(seed)(plain)
+        out_meta = fused.set_random_state(seed)(meta)
+        out_serial = serial.set_random_state(seed)(meta)
         assert get_track_meta()
         assert out_meta["note"] == "kept"
         for key in plain:
-            assert isinstance(out_meta[key], MetaTensor) and torch.equal(
-                out_meta[key].affine, affine.double()
-            )
+            assert isinstance(out_meta[key], MetaTensor)
             assert out_meta[key].meta["filename_or_obj"] == "x.h5"
             assert torch.equal(out_meta[key].as_tensor(), torch.as_tensor(out_plain[key]))
+            # the fused run records the same operations and the same affine as running them one by one
+            torch.testing.assert_close(out_meta[key].affine, out_serial[key].affine)
+            names = [op["class"] for op in out_meta[key].applied_operations]
+            assert names == [op["class"] for op in out_serial[key].applied_operations]
+            fused_run = [
+                "RandSectionElasticd",
+                "RandFlipTransposed",
+                "RandRescaled",
+                "RandRotateXYd",
+                "_CentreCrop",
+            ]
+            assert names[-5:] == fused_run
 
 
 def _windowed_pipelines(spatial_prob: float):

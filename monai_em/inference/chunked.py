@@ -9,8 +9,6 @@ that change outputs; a rerun skips a chunk only when its file exists with the sa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import sys
@@ -22,18 +20,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.chunks import chunk_box, chunk_grid, chunk_name, split_rank_world
+from ..data.chunks import Block, chunk_box, chunk_grid, chunk_name, split_rank_world
 from ..data.sources import open_volume
-from .window import (
-    OUTPUT_DTYPES,
-    WindowPredictor,
-    named_error,
-    resolve_rank_world,
-    scale_input,
-    sliding_window_block,
-    to_output_dtype,
-    window_weights,
+from .settings import WindowSettings, _triple
+from .window import named_error, resolve_rank_world
+from .writers import (
+    CHUNK_DATASET,
+    CHUNK_SUFFIX,
+    FINGERPRINT_ATTR,
+    chunk_path,
+    fingerprint_of,
+    network_digest,
+    read_fingerprint,
 )
+from .writers import write_chunk_file as _write_chunk
 
 __all__ = [
     "CHUNK_DATASET",
@@ -47,70 +47,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-CHUNK_DATASET = "main"
-CHUNK_SUFFIX = ".h5"
-FINGERPRINT_ATTR = "fingerprint"
-
-
-def chunk_path(output_dir: str | os.PathLike, box) -> Path:
-    """Final file of the chunk with unpadded ``box``: ``<output_dir>/z0-z1-y0-y1-x0-x1.h5``."""
-    return Path(output_dir) / f"{chunk_name(box)}{CHUNK_SUFFIX}"
-
-
-def network_digest(network: Callable) -> str:
-    """SHA-1 of a network: its class and every parameter/buffer (name, dtype, shape, bytes) in state_dict order.
-
-    A callable that is not a ``torch.nn.Module`` is identified by its module and qualified name only.
-    """
-    h = hashlib.sha1()
-    kind = network if hasattr(network, "__qualname__") else type(network)
-    h.update(f"{getattr(kind, '__module__', '')}.{kind.__qualname__}".encode())
-    if isinstance(network, torch.nn.Module):
-        for name, t in network.state_dict().items():
-            t = t.detach().to("cpu").contiguous()
-            h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def read_fingerprint(path: str | os.PathLike) -> str | None:
-    """The fingerprint stored in a chunk file, or None (no attribute, or an unreadable file)."""
-    try:
-        with h5py.File(path, "r") as h5:
-            value = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
-    except (OSError, KeyError):
-        return None
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
-
-
-def _write_chunk(
-    path: Path, array: np.ndarray, box, compression: str | None, fingerprint: str | None = None
-) -> None:
-    """Write to a hidden temp file in the same folder, fsync it, then rename: the final name means finished."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{CHUNK_SUFFIX}")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            ds = h5.create_dataset(CHUNK_DATASET, data=array, compression=compression)
-            ds.attrs["box"] = np.asarray(box, dtype=np.int64)
-            if fingerprint is not None:
-                ds.attrs[FINGERPRINT_ATTR] = fingerprint
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data is on disk before the final name appears
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _triple(value, name: str, cast=int) -> tuple:
-    values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
-    if len(values) != 3:
-        raise ValueError(f"{name} needs 1 or 3 values (z, y, x), got {value!r}")
-    return tuple(cast(v) for v in values)
 
 
 class ChunkedInference:
@@ -192,24 +128,11 @@ class ChunkedInference:
         progress: bool = True,
         input_dataset: str | None = None,
     ):
-        self.predictor = WindowPredictor(network, spatial_dims, activation, tta)
-        roi = [int(r) for r in roi_size]
-        if len(roi) != spatial_dims or min(roi) < 1:
-            raise ValueError(
-                f"roi_size must be {spatial_dims} positive sizes for spatial_dims={spatial_dims}, got {roi_size}"
-            )
-        self.roi = tuple(roi) if spatial_dims == 3 else (1, *roi)
-        if spatial_dims == 3:
-            self.overlap = _triple(overlap, "overlap", float)
-        else:
-            ov = (
-                _triple(overlap, "overlap", float)
-                if np.ndim(overlap) == 0 or len(overlap) == 3
-                else (0.0, *overlap)
-            )
-            self.overlap = (0.0, *ov[-2:])
-        if not all(0 <= o < 1 for o in self.overlap):
-            raise ValueError(f"overlap must be in [0, 1) per axis, got {overlap!r}")
+        self.window = WindowSettings(
+            roi_size, spatial_dims, overlap, mode, sigma_scale, sw_batch_size, activation, tta, output_dtype,
+            intensity_scale, device,
+        )  # fmt: skip
+        self.predictor = self.window.predictor(network)
         self.chunk_num = [int(n) for n in chunk_num]
         self.n_chunks = chunk_grid(self.chunk_num)
         self.pad_size = _triple(pad_size, "pad_size")
@@ -217,15 +140,11 @@ class ChunkedInference:
             self.pad_size = (0, *self.pad_size[1:])  # a 2D network needs no context across sections
         if min(self.pad_size) < 0:
             raise ValueError(f"pad_size must be >= 0, got {pad_size!r}")
-        if output_dtype not in OUTPUT_DTYPES:
-            raise ValueError(f"output_dtype must be one of {OUTPUT_DTYPES}, got {output_dtype!r}")
         if section_ext not in ("png", "tif", "tiff"):
             raise ValueError(f"section_ext must be 'png' or 'tif', got {section_ext!r}")
         if section_dir is not None and section_ext == "png" and output_dtype != "uint8":
             raise ValueError(f"section_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}; use 'tif'")
-        self.mode, self.sigma_scale, self.sw_batch_size = mode, sigma_scale, int(sw_batch_size)
-        self.weights = window_weights(self.roi, mode, sigma_scale)
-        self.output_dtype, self.intensity_scale, self.device = output_dtype, intensity_scale, device
+        self.output_dtype = output_dtype
         self.output_dir = Path(output_dir)
         self.output_file = Path(output_file) if output_file is not None else self.output_dir / "prediction.h5"
         self.output_dataset, self.compression = output_dataset, compression
@@ -235,22 +154,11 @@ class ChunkedInference:
 
     def settings(self) -> dict:
         """The settings that change the chunk files' contents (part of the fingerprint)."""
-        return {
-            "roi": list(self.roi), "pad_size": list(self.pad_size), "overlap": list(self.overlap),
-            "mode": self.mode, "sigma_scale": np.asarray(self.sigma_scale, dtype=float).tolist(),
-            "activation": self.predictor.activation, "tta": repr(self.predictor.tta),
-            "output_dtype": self.output_dtype,
-            "intensity_scale": self.intensity_scale if isinstance(self.intensity_scale, (str, type(None)))
-            else float(self.intensity_scale),
-            "spatial_dims": self.predictor.spatial_dims, "chunk_num": list(self.chunk_num),
-        }  # fmt: skip
+        return {**self.window.as_dict(), "pad_size": list(self.pad_size), "chunk_num": list(self.chunk_num)}
 
     def fingerprint(self) -> str:
         """SHA-1 of the network's weights (:func:`network_digest`) and :meth:`settings`, stored in each chunk file."""
-        text = json.dumps(
-            {"network": network_digest(self.predictor.network), **self.settings()}, sort_keys=True
-        )
-        return hashlib.sha1(text.encode()).hexdigest()
+        return fingerprint_of(self.predictor.network, self.settings())
 
     def missing_chunk_ids(self, shape: Sequence[int], fingerprint: str | None = None) -> list[int]:
         """Chunk ids of a ``(Z, Y, X)`` volume without a file holding ``fingerprint`` (default: :meth:`fingerprint`)."""
@@ -277,21 +185,10 @@ class ChunkedInference:
     def predict_chunk(self, source, chunk_id: int) -> np.ndarray:
         """Prediction ``(C', z, y, x)`` of one unpadded chunk, in ``output_dtype``."""
         box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
-        read = []
-        for (a, b), p, r in zip(box, self.pad_size, self.roi, strict=True):
-            extra = max(r - (b - a + 2 * p), 0)  # enlarge small chunks to one window, with real context
-            read.append((a - p - extra // 2, b + p + extra - extra // 2))
-        data = source.read(tuple(read))
+        block = Block.around(chunk_id, box, self.pad_size, self.window.roi)
+        data = source.read(block.read_box)
         data = data[None] if data.ndim == 3 else data
-        block = scale_input(data, self.intensity_scale)
-        del data
-        out = sliding_window_block(
-            block, self.predictor, self.roi, self.overlap, self.weights, self.mode, self.sigma_scale,
-            self.sw_batch_size, self.device,
-        )  # fmt: skip
-        del block
-        crop = tuple(slice(a - ra, b - ra) for (a, b), (ra, _) in zip(box, read, strict=True))
-        return to_output_dtype(out[(slice(None), *crop)], self.output_dtype, f"chunk {chunk_name(box)}")
+        return self.window.predict(self.predictor, data, block.crop, f"chunk {chunk_name(box)}")
 
     def predict(self, source, fingerprint: str | None = None) -> list[Path]:
         """Predict this rank's chunks that have no file with the current fingerprint; returns the files written.

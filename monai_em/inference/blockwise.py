@@ -18,7 +18,9 @@ import torch
 import zarr
 
 from ..data.chunks import Block, BlockPlan
+from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
+from ..data.volume import geometry
 from .settings import WindowSettings
 from .window import named_error
 from .writers import DoneMarkers, create_output, fingerprint_of
@@ -81,26 +83,25 @@ class BlockJob:
     def _open(self):
         if self._opened is None or self._opened[0] != os.getpid():
             source = open_volume(self.source, dataset=self.input_dataset)
-            self._opened = (os.getpid(), source, zarr.open_array(self.output, mode="r+"))
+            self._opened = (os.getpid(), source, open_ome_zarr(self.output, mode="r+"))
         return self._opened[1:]
 
-    def create(self, channels: int, dtype, chunks, attrs: dict | None = None) -> zarr.Array:
-        """Create (or reopen, when it matches) the output array; a replaced array loses its markers."""
-        shape = (int(channels), *self.plan.shape)
-        chunks = (int(channels), *chunks)
-        before = zarr.open_array(self.output, mode="r") if (self.output / "zarr.json").exists() else None
-        arr = create_output(
-            self.output, shape, dtype, chunks, attrs={**(attrs or {}), "fingerprint": self.fingerprint}
-        )
-        if before is not None and (before.shape, before.dtype, before.chunks) != (
-            arr.shape,
-            arr.dtype,
-            arr.chunks,
-        ):
-            self.markers.clear()
+    def create(self, channels: int, dtype, chunks, attrs: dict | None = None, geometry=None) -> zarr.Array:
+        """Create (or reopen, when it matches) the OME-Zarr output; a replaced output loses its markers.
+
+        ``geometry``: the input's ``(voxel_size, offset, unit)`` (:func:`~monai_em.data.volume.geometry`).
+        """
+        chunks = (int(channels), *(int(c) for c in chunks))
         if any(b % c for b, c in zip(self.plan.block_shape, chunks[1:], strict=True)):
             raise ValueError(f"block shape {self.plan.block_shape} is not a multiple of the output chunks "
                              f"{chunks[1:]} of {self.output}: concurrent writers would share chunks")  # fmt: skip
+        voxel_size, offset, unit = geometry or ((1, 1, 1), (0, 0, 0), None)
+        arr, reused = create_output(
+            self.output, (int(channels), *self.plan.shape), dtype, chunks, voxel_size=voxel_size, offset=offset,
+            unit=unit, attrs={**(attrs or {}), "fingerprint": self.fingerprint},
+        )  # fmt: skip
+        if not reused:
+            self.markers.clear()  # a new (empty) output: no block is done
         return arr
 
     def missing(self) -> list[int]:
@@ -148,11 +149,11 @@ def prediction_job(
     opened = open_volume(source, dataset=input_dataset)
     plan = BlockPlan.aligned(opened.shape, chunks, block_shape, halo, min_read=settings.roi)
     fn = PredictBlock(network, settings)
-    geometry = {"block_shape": list(plan.block_shape), "halo": list(plan.halo)}
-    fingerprint = fingerprint_of(network, {**settings.as_dict(), **geometry})
+    layout = {"block_shape": list(plan.block_shape), "halo": list(plan.halo)}
+    fingerprint = fingerprint_of(network, {**settings.as_dict(), **layout})
     job = BlockJob(source, plan, fn, output, fingerprint, input_dataset)
-    meta = {"settings": {**settings.as_dict(), **geometry}, **(attrs or {})}
+    meta = {"settings": {**settings.as_dict(), **layout}, **(attrs or {})}
     probe = opened.read(((0, 1), (0, 1), (0, 1)))
     channels = fn.out_channels(1 if probe.ndim == 3 else probe.shape[0])
-    job.create(channels, settings.output_dtype, chunks, meta)
+    job.create(channels, settings.output_dtype, chunks, meta, geometry(opened))
     return job

@@ -1,4 +1,4 @@
-"""Where predictions go: fingerprints, the blockwise output store and its done-markers, HDF5 chunk files.
+"""Where predictions go: fingerprints, the blockwise OME-Zarr output and its done-markers, HDF5 chunk files.
 
 A fingerprint is the SHA-1 of the network's weights and the settings that change outputs; every
 finished block (or chunk file) carries it, so a rerun redoes exactly the blocks that are missing
@@ -19,6 +19,8 @@ import h5py
 import numpy as np
 import torch
 import zarr
+
+from ..data.ome_zarr import create_ome_zarr, open_ome_zarr
 
 __all__ = [
     "CHUNK_DATASET",
@@ -69,29 +71,35 @@ def create_output(
     dtype,
     chunks: Sequence[int],
     *,
+    voxel_size: Sequence[float] = (1, 1, 1),
+    offset: Sequence[float] = (0, 0, 0),
+    unit: str | None = None,
     attrs: dict | None = None,
-) -> zarr.Array:
-    """The ``(C, Z, Y, X)`` output array at ``path``, chunked ``(C, cz, cy, cx)``: the existing one when its
-    shape, dtype and chunks match (a resumed run), else a new one (an existing one is replaced, with a warning).
+) -> tuple[zarr.Array, bool]:
+    """``(array, reused)``: the ``(C, Z, Y, X)`` OME-Zarr output at ``path`` (level 0, chunks ``(C, cz, cy, cx)``).
 
-    ``attrs`` (JSON) are stored on the array. Written with zarr-python (zarr v3, fill value 0).
+    The existing image when its shape, dtype and chunks match (a resumed run; ``attrs`` updated;
+    ``reused`` True), else a new one (an existing one is replaced, with a warning). ``voxel_size`` /
+    ``offset`` / ``unit``: the input's, (z, y, x).
     """
     path = Path(path)
     shape, chunks, dtype = tuple(int(s) for s in shape), tuple(int(c) for c in chunks), np.dtype(dtype)
-    if (path / "zarr.json").exists() or (path / ".zarray").exists():
+    if path.exists():
         try:
-            arr = zarr.open_array(path, mode="r+")
+            arr = open_ome_zarr(path, mode="r+")
             if arr.shape == shape and arr.dtype == dtype and tuple(arr.chunks) == chunks:
-                arr.attrs.update(attrs or {})
-                return arr
+                zarr.open_group(path, mode="r+").attrs.update(attrs or {})
+                return arr, True
             found = f"shape {arr.shape}, {arr.dtype}, chunks {arr.chunks}"
-        except Exception as e:  # not an array (a group, a damaged store)
-            found = f"unreadable as a zarr array ({type(e).__name__}: {e})"
+        except (ValueError, FileNotFoundError, KeyError) as e:  # not an OME-Zarr image, or damaged
+            found = f"no readable OME-Zarr image ({e})"
         logger.warning("output %s holds %s, this run writes shape %s, %s, chunks %s: replacing it",
                        path, found, shape, dtype, chunks)  # fmt: skip
-    return zarr.create_array(
-        path, shape=shape, dtype=dtype, chunks=chunks, fill_value=0, attributes=attrs or {}, overwrite=True
-    )
+    arr = create_ome_zarr(
+        path, shape, dtype, chunks[1:], voxel_size=voxel_size, offset=offset, unit=unit, attrs=attrs,
+        overwrite=True,
+    )  # fmt: skip
+    return arr, False
 
 
 class DoneMarkers:

@@ -11,12 +11,15 @@ import torch
 import zarr
 
 from monai_em.data.chunks import BlockPlan
+from monai_em.data.ome_zarr import open_ome_zarr, read_ngff_transform
+from monai_em.data.subvolume import SubVolume
+from monai_em.data.volume import ArrayVolume
 from monai_em.inference.backends import run_blocks
 from monai_em.inference.blockwise import markers_folder, prediction_job
 from monai_em.inference.settings import WindowSettings
 
 from .blockfns import CountBlocks, FailAt
-from .helpers import reflect_conv
+from .helpers import Pointwise, pointwise_reference, reflect_conv
 
 SHAPE = (13, 37, 41)  # not a multiple of the chunks (4, 8, 8) nor of the blocks (4, 16, 16)
 CHUNKS, BLOCK, HALO = (4, 8, 8), (4, 16, 16), (2, 4, 4)
@@ -45,13 +48,13 @@ def test_blocks_equal_the_whole_volume_network_at_every_border(volume, tmp_path)
     settings = WindowSettings((8, 24, 24), overlap=0.0, output_dtype="float32")
     job = prediction_job(net, volume, tmp_path / "p.zarr", settings, CHUNKS, BLOCK, halo=(2, 4, 4))
     assert len(job.plan) == 4 * 3 * 3 and run_blocks(job, progress=False) == list(range(36))
-    out = zarr.open_array(tmp_path / "p.zarr")[:]
+    out = open_ome_zarr(tmp_path / "p.zarr")[:]
     assert out.shape == (1, *SHAPE)
     np.testing.assert_allclose(out, whole, atol=1e-5)
     one_window = WindowSettings(BLOCK, overlap=0.0, output_dtype="float32")  # read box = write box inside
     job0 = prediction_job(net, volume, tmp_path / "h0.zarr", one_window, CHUNKS, BLOCK, halo=0)
     run_blocks(job0, progress=False)
-    assert np.abs(zarr.open_array(tmp_path / "h0.zarr")[:] - whole).max() > 1e-2  # the oracle can fail
+    assert np.abs(open_ome_zarr(tmp_path / "h0.zarr")[:] - whole).max() > 1e-2  # the oracle can fail
 
 
 def test_a_block_writes_exactly_its_aligned_chunks(volume, tmp_path):
@@ -59,8 +62,8 @@ def test_a_block_writes_exactly_its_aligned_chunks(volume, tmp_path):
     block = job.plan.block(7)  # z 0-4, y 32-37 (clipped), x 16-32
     assert block.write_box == ((0, 4), (32, 37), (16, 32)) and block.read_box == ((-2, 6), (28, 41), (12, 36))
     job.run(7)
-    keys = sorted(p.relative_to(tmp_path / "p.zarr" / "c").as_posix() for p in (tmp_path / "p.zarr" / "c").rglob("*")
-                  if p.is_file())  # fmt: skip
+    level0 = tmp_path / "p.zarr" / "0" / "c"
+    keys = sorted(p.relative_to(level0).as_posix() for p in level0.rglob("*") if p.is_file())
     assert keys == ["0/0/4/2", "0/0/4/3"]  # chunk (c, z, y, x): the block's two chunks, nothing else
     marker = json.loads((markers_folder(tmp_path / "p.zarr") / f"{block.name}.json").read_text())
     assert marker == {"fingerprint": job.fingerprint, "box": [[0, 4], [32, 37], [16, 32]]}
@@ -79,7 +82,7 @@ def test_crash_then_rerun_computes_only_missing_blocks(volume, tmp_path):
     assert run_blocks(job, progress=False) == list(range(5, len(job.plan)))
     assert job.fn.counted() == list(range(5, len(job.plan)))
     np.testing.assert_array_equal(
-        zarr.open_array(tmp_path / "p.zarr")[:], zarr.open_array(tmp_path / "ref.zarr")[:]
+        open_ome_zarr(tmp_path / "p.zarr")[:], open_ome_zarr(tmp_path / "ref.zarr")[:]
     )
     assert run_blocks(job, progress=False) == [] and job.missing() == []
 
@@ -98,11 +101,11 @@ def test_changed_network_recomputes_stale_blocks(volume, tmp_path):
     fresh = job_of(retrained, volume, tmp_path / "fresh.zarr")
     run_blocks(fresh, progress=False)
     np.testing.assert_array_equal(
-        zarr.open_array(tmp_path / "p.zarr")[:], zarr.open_array(tmp_path / "fresh.zarr")[:]
+        open_ome_zarr(tmp_path / "p.zarr")[:], open_ome_zarr(tmp_path / "fresh.zarr")[:]
     )
     same = job_of(reflect_conv(0), volume, tmp_path / "p.zarr")  # back to the first network: all stale again
     assert same.missing() == list(range(n))
-    assert zarr.open_array(tmp_path / "p.zarr").attrs["fingerprint"] == same.fingerprint
+    assert zarr.open_group(tmp_path / "p.zarr").attrs["fingerprint"] == same.fingerprint
 
 
 def test_ranks_split_the_missing_blocks(volume, tmp_path):
@@ -138,3 +141,15 @@ def test_plan_rounds_blocks_up_to_whole_chunks():
         plan.block(18)
     with pytest.raises(ValueError, match="halo needs 1 or 3 integers >= 0"):
         BlockPlan(SHAPE, CHUNKS, halo=-1)
+
+
+def test_output_is_ome_zarr_with_the_inputs_voxel_size_and_z_range_offset(volume, tmp_path):
+    source = ArrayVolume(volume, voxel_size=(30, 8, 8), offset=(0, 80, 0), unit="nanometer")
+    job = job_of(Pointwise(), SubVolume(source, z_range=[3, None]), tmp_path / "p.zarr")
+    run_blocks(job, progress=False)
+    assert read_ngff_transform(tmp_path / "p.zarr") == ((30.0, 8.0, 8.0), (90.0, 80.0, 0.0), "nanometer")
+    attrs = zarr.open_group(tmp_path / "p.zarr").attrs
+    assert attrs["fingerprint"] == job.fingerprint and attrs["settings"]["halo"] == list(HALO)
+    np.testing.assert_allclose(
+        open_ome_zarr(tmp_path / "p.zarr")[:], pointwise_reference(volume[3:]), atol=1e-6
+    )

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 import monai_em
+from monai_em.data.ome_zarr import open_ome_zarr
 from monai_em.inference.backends import run_blocks
 from monai_em.inference.blockwise import prediction_job
 from monai_em.inference.settings import WindowSettings
@@ -45,7 +45,7 @@ def volume_path(tmp_path_factory):
 def reference(volume_path, tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "ref.zarr"
     run_blocks(job_of(volume_path, out), progress=False)
-    return zarr.open_array(out)[:]
+    return open_ome_zarr(out)[:]
 
 
 def job_of(volume_path, out):
@@ -60,7 +60,7 @@ def test_local_cluster_equals_in_process_bit_for_bit(volume_path, reference, tmp
 
     n = len(job.plan)
     assert done == list(range(n)) and job.fn.counted() == list(range(n))  # each block once
-    out = zarr.open_array(tmp_path / "p.zarr")[:]
+    out = open_ome_zarr(tmp_path / "p.zarr")[:]
     assert out.shape == (1, *SHAPE)
     np.testing.assert_array_equal(out, reference)
 
@@ -73,7 +73,7 @@ def test_sigkilled_worker_is_replaced_and_output_identical(volume_path, referenc
         done = run_blocks(job, "dask", client=client, progress=False)
     assert (tmp_path / "killed").exists()  # a worker really died inside block 7
     assert done == list(range(len(job.plan))) and job.missing() == []
-    np.testing.assert_array_equal(zarr.open_array(tmp_path / "p.zarr")[:], reference)
+    np.testing.assert_array_equal(open_ome_zarr(tmp_path / "p.zarr")[:], reference)
 
 
 @pytest.mark.slow
@@ -107,4 +107,4 @@ def test_stopped_cluster_rerun_computes_only_missing_blocks(volume_path, referen
     with local_cluster() as cluster, distributed.Client(cluster) as client:
         done = run_blocks(rerun, "dask", client=client, progress=False)
     assert done == before and rerun.fn.counted() == before  # only the missing blocks were computed
-    np.testing.assert_array_equal(zarr.open_array(out)[:], reference)
+    np.testing.assert_array_equal(open_ome_zarr(out)[:], reference)

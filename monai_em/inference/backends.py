@@ -1,6 +1,6 @@
 """Backends that only schedule the blocks of a :class:`~monai_em.inference.blockwise.BlockJob`.
 
-- ``"local"``: in this process, one block after another. Under ``torchrun`` / ``torch.distributed``
+- ``"local"`` (alias ``"torch"``): in this process, one block after another. Under ``torchrun`` / ``torch.distributed``
   (or env ``RANK`` / ``WORLD_SIZE``) each rank takes a contiguous share of the missing blocks,
   listed by every rank before any rank writes (a barrier when torch.distributed is initialised).
 - ``"dask"``: one task per missing block on a dask.distributed cluster (a ``Client``, a scheduler
@@ -22,7 +22,7 @@ from .window import resolve_rank_world
 
 __all__ = ["BACKENDS", "run_blocks"]
 
-BACKENDS = ("local", "dask")
+BACKENDS = ("local", "torch", "dask")
 
 
 def run_blocks(
@@ -31,7 +31,7 @@ def run_blocks(
     *,
     client=None,
     scheduler_address: str | None = None,
-    n_workers: int = 2,
+    n_workers: int | None = None,
     resources: dict | None = None,
     rank: int | None = None,
     world_size: int | None = None,
@@ -40,9 +40,9 @@ def run_blocks(
     """Run the blocks of ``job`` that are missing or stale; returns the ids computed (by this rank, or the cluster).
 
     Args:
-        backend: ``"local"`` or ``"dask"`` (see the module docstring).
+        backend: ``"local"`` (= ``"torch"``) or ``"dask"`` (see the module docstring).
         client: a ``distributed.Client`` (dask); else ``scheduler_address`` (``"tcp://host:8786"``);
-            else a ``LocalCluster(n_workers, threads_per_worker=1)`` for this run.
+            else a ``LocalCluster(n_workers, threads_per_worker=1)`` for this run (None: dask's default).
         resources: dask worker resources each block needs, e.g. ``{"GPU": 1}`` (workers started with
             ``--resources GPU=1`` run one block at a time per GPU).
         rank / world_size: this process's share (local); default :func:`resolve_rank_world`.

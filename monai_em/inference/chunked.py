@@ -21,7 +21,10 @@ import torch
 from tqdm import tqdm
 
 from ..data.chunks import Block, chunk_box, chunk_grid, chunk_name, split_rank_world
+from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
+from .backends import BACKENDS, run_blocks
+from .blockwise import BlockJob, prediction_job
 from .settings import WindowSettings, _triple
 from .window import named_error, resolve_rank_world
 from .writers import (
@@ -47,6 +50,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+OUTPUT_FORMATS = ("hdf5", "ome-zarr")
+DEFAULT_OUTPUT_CHUNKS = (64, 256, 256)
 
 
 class ChunkedInference:
@@ -92,6 +98,13 @@ class ChunkedInference:
         stitch: stitch after predicting (rank 0 only, once every chunk file exists with this fingerprint).
         progress: tqdm bar over chunks (with ETA) on stderr.
         input_dataset: HDF5 dataset name when the source is an HDF5 path.
+        output_format: ``"hdf5"`` (chunk files, then the stitched file) or ``"ome-zarr"`` (blocks written
+            straight into one OME-Zarr image :attr:`output_file`, default ``prediction.ome.zarr``; see
+            :meth:`predict_blockwise`): blocks of ``ceil(shape / chunk_num)`` rounded up to whole output chunks.
+        output_chunks: OME-Zarr chunk ``(z, y, x)``; default the block capped at ``(64, 256, 256)``.
+        backend: ``"local"`` / ``"torch"`` (this process; ranks split the missing blocks) or ``"dask"``
+            (OME-Zarr only; see :func:`~monai_em.inference.backends.run_blocks`).
+        scheduler_address / client: the dask cluster (default: a ``LocalCluster`` for the run).
 
     Example:
         >>> infer = ChunkedInference(net, roi_size=(8, 64, 64), output_dir="pred", chunk_num=(2, 4, 4),
@@ -127,7 +140,20 @@ class ChunkedInference:
         stitch: bool = True,
         progress: bool = True,
         input_dataset: str | None = None,
+        output_format: str = "hdf5",
+        output_chunks: Sequence[int] | None = None,
+        backend: str = "local",
+        scheduler_address: str | None = None,
+        client=None,
     ):
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend == "dask" and output_format != "ome-zarr":
+            raise ValueError(
+                f"backend {backend!r} writes blocks into one OME-Zarr image: set output_format='ome-zarr'"
+            )
         self.window = WindowSettings(
             roi_size, spatial_dims, overlap, mode, sigma_scale, sw_batch_size, activation, tta, output_dtype,
             intensity_scale, device,
@@ -146,7 +172,10 @@ class ChunkedInference:
             raise ValueError(f"section_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}; use 'tif'")
         self.output_dtype = output_dtype
         self.output_dir = Path(output_dir)
-        self.output_file = Path(output_file) if output_file is not None else self.output_dir / "prediction.h5"
+        default_name = "prediction.h5" if output_format == "hdf5" else "prediction.ome.zarr"
+        self.output_file = Path(output_file) if output_file is not None else self.output_dir / default_name
+        self.output_format, self.output_chunks = output_format, output_chunks
+        self.backend, self.scheduler_address, self.client = backend, scheduler_address, client
         self.output_dataset, self.compression = output_dataset, compression
         self.section_dir, self.section_ext = section_dir, section_ext
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
@@ -243,7 +272,12 @@ class ChunkedInference:
         return out
 
     def __call__(self, source) -> Path | None:
-        """Predict this rank's chunks, then (rank 0) stitch; returns the output file, or None."""
+        """Predict this rank's chunks, then (rank 0) stitch; returns the output file, or None.
+
+        With ``output_format="ome-zarr"``: :meth:`predict_blockwise` instead.
+        """
+        if self.output_format == "ome-zarr":
+            return self.predict_blockwise(source)
         source = open_volume(source, dataset=self.input_dataset)
         fingerprint = self.fingerprint()
         self.predict(source, fingerprint)
@@ -259,6 +293,37 @@ class ChunkedInference:
                            len(missing), chunk_path(self.output_dir, box))  # fmt: skip
             return None
         return self.stitch(source.shape, fingerprint)
+
+    def blockwise_job(self, source) -> BlockJob:
+        """The blockwise job of ``source``: blocks of ``ceil(shape / chunk_num)`` rounded up to whole output
+        chunks (``output_chunks``, default the block capped at ``(64, 256, 256)``), halo ``pad_size``."""
+        shape = open_volume(source, dataset=self.input_dataset).shape
+        block = tuple(-(-s // n) for s, n in zip(shape, self.chunk_num, strict=True))
+        chunks = self.output_chunks or tuple(
+            min(b, c) for b, c in zip(block, DEFAULT_OUTPUT_CHUNKS, strict=True)
+        )
+        return prediction_job(self.predictor.network, source, self.output_file, self.window, chunks, block,
+                              self.pad_size, self.input_dataset)  # fmt: skip
+
+    def predict_blockwise(self, source) -> Path | None:
+        """Predict the missing or stale blocks into the OME-Zarr :attr:`output_file` on :attr:`backend`;
+        returns it when every block is done (``None`` on a rank whose peers may still be writing).
+
+        ``source``: give a path when the backend runs blocks in other processes (each opens it).
+        """
+        job = self.blockwise_job(source)
+        run_blocks(job, self.backend, client=self.client, scheduler_address=self.scheduler_address,
+                   rank=self.rank, world_size=self.world_size, progress=self.progress)  # fmt: skip
+        if _distributed() and self.world_size > 1:
+            torch.distributed.barrier()
+        missing = job.missing()
+        if missing:
+            logger.warning("%s: %d of %d blocks not done yet (other ranks still running?)",
+                           self.output_file, len(missing), len(job.plan))  # fmt: skip
+            return None
+        if self.section_dir is not None and self.rank == 0:
+            save_sections(self.output_file, self.section_dir, self.section_ext)
+        return self.output_file
 
 
 def _distributed() -> bool:
@@ -355,8 +420,9 @@ def stitch_chunks(
     return output_file
 
 
-def save_sections(h5_file, folder, ext: str = "png", dataset: str = "main") -> list[Path]:
-    """Write a stitched ``(C, Z, Y, X)`` volume as one image per section, reading one section at a time.
+def save_sections(volume_file, folder, ext: str = "png", dataset: str = "main") -> list[Path]:
+    """Write a stitched ``(C, Z, Y, X)`` volume (an HDF5 file's ``dataset``, or an OME-Zarr image's level 0)
+    as one image per section, reading one section at a time.
 
     PNG needs uint8: 1 channel -> gray, 3 -> RGB, else one file per channel (``0000_c1.png``).
     TIFF (``tif``) takes uint8 or float: one page per channel.
@@ -366,7 +432,12 @@ def save_sections(h5_file, folder, ext: str = "png", dataset: str = "main") -> l
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    with h5py.File(h5_file, "r") as h5:
+    if Path(volume_file).is_dir():  # an OME-Zarr image
+        ds = open_ome_zarr(volume_file)
+        for z in range(ds.shape[1]):
+            paths += save_image(ds[:, z], folder / f"{z:04d}.{ext}")
+        return paths
+    with h5py.File(volume_file, "r") as h5:
         ds = h5[dataset]
         for z in range(ds.shape[1]):
             paths += save_image(ds[:, z], folder / f"{z:04d}.{ext}")

@@ -30,7 +30,7 @@ def run_dask(job: BlockJob, client, scheduler_address, n_workers, resources, mak
         if scheduler_address:
             client = Client(scheduler_address)
         else:
-            cluster = LocalCluster(n_workers=int(n_workers), threads_per_worker=1, processes=True,
+            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)  # fmt: skip
             owned.append(cluster)
             client = Client(cluster)

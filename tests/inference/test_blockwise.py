@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import h5py
 import numpy as np
 import pytest
 import torch
@@ -14,6 +15,7 @@ from monai_em.data.chunks import BlockPlan
 from monai_em.data.ome_zarr import open_ome_zarr, read_ngff_transform
 from monai_em.data.subvolume import SubVolume
 from monai_em.data.volume import ArrayVolume
+from monai_em.inference import ChunkedInference
 from monai_em.inference.backends import run_blocks
 from monai_em.inference.blockwise import markers_folder, prediction_job
 from monai_em.inference.settings import WindowSettings
@@ -153,3 +155,29 @@ def test_output_is_ome_zarr_with_the_inputs_voxel_size_and_z_range_offset(volume
     np.testing.assert_allclose(
         open_ome_zarr(tmp_path / "p.zarr")[:], pointwise_reference(volume[3:]), atol=1e-6
     )
+
+
+def test_chunked_inference_ome_zarr_output_equals_its_hdf5_output(volume, tmp_path):
+    kw = dict(
+        roi_size=(4, 12, 12), chunk_num=(2, 3, 2), pad_size=(2, 4, 4), progress=False, output_dtype="float32"
+    )
+    h5_out = ChunkedInference(Pointwise(), output_dir=tmp_path / "h5", **kw)(volume)
+    with h5py.File(h5_out, "r") as h5:
+        ref = h5["main"][()]
+    infer = ChunkedInference(Pointwise(), output_dir=tmp_path / "z", output_format="ome-zarr", output_chunks=(4, 8, 8),
+                             **kw)  # fmt: skip
+    out = infer(volume)
+    assert out == tmp_path / "z" / "prediction.ome.zarr" and open_ome_zarr(out).chunks == (2, 4, 8, 8)
+    assert infer.blockwise_job(volume).plan.block_shape == (
+        8,
+        16,
+        24,
+    )  # ceil((13, 37, 41) / (2, 3, 2)), whole chunks
+    np.testing.assert_allclose(
+        open_ome_zarr(out)[:], ref, atol=1e-5
+    )  # other block boxes: float blending order
+    np.testing.assert_allclose(ref, pointwise_reference(volume), atol=1e-5)
+    with pytest.raises(ValueError, match="backend 'dask' writes blocks into one OME-Zarr image"):
+        ChunkedInference(Pointwise(), output_dir=tmp_path, backend="dask", **kw)
+    with pytest.raises(ValueError, match="output_format must be one of"):
+        ChunkedInference(Pointwise(), output_dir=tmp_path, output_format="n5", **kw)

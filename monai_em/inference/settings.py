@@ -68,8 +68,9 @@ class WindowSettings:
         if dims not in (2, 3):
             raise ValueError(f"spatial_dims must be 2 or 3, got {dims}")
         if len(roi) != dims or min(roi) < 1:
+            count, axes = ("3", "(z, y, x)") if dims == 3 else ("two", "(H, W)")
             raise ValueError(
-                f"roi_size must be {dims} positive sizes for spatial_dims={dims}, got {self.roi_size}"
+                f"roi_size must be {count} positive sizes {axes} for spatial_dims={dims}, got {self.roi_size}"
             )
         if dims == 3:
             overlap = _triple(self.overlap, "overlap", float)

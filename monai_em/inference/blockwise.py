@@ -43,6 +43,12 @@ class PredictBlock:
         data = data[None] if data.ndim == 3 else data
         return self.settings.predict(self.predictor, data, block.crop, f"block {block.name}")
 
+    def on_worker(self) -> None:
+        """Called once in each worker process that receives this function: a module moves to ``settings.device``
+        there (e.g. a dask worker's GPU), never in the process that built it."""
+        if self.settings.device is not None and isinstance(self.network, torch.nn.Module):
+            self.network.to(self.settings.device)
+
     def out_channels(self, in_channels: int = 1) -> int:
         """Output channels, from one network call on a zero window."""
         dev = self.settings.device or next(

@@ -105,6 +105,8 @@ class ChunkedInference:
         backend: ``"local"`` / ``"torch"`` (this process; ranks split the missing blocks) or ``"dask"``
             (OME-Zarr only; see :func:`~monai_em.inference.backends.run_blocks`).
         scheduler_address / client: the dask cluster (default: a ``LocalCluster`` for the run).
+        resources: dask worker resources one block needs, e.g. ``{"GPU": 1}``.
+        window_progress: also a tqdm bar over the windows inside each chunk or block (long blocks).
 
     Example:
         >>> infer = ChunkedInference(net, roi_size=(8, 64, 64), output_dir="pred", chunk_num=(2, 4, 4),
@@ -145,6 +147,8 @@ class ChunkedInference:
         backend: str = "local",
         scheduler_address: str | None = None,
         client=None,
+        resources: dict | None = None,
+        window_progress: bool = False,
     ):
         if output_format not in OUTPUT_FORMATS:
             raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
@@ -156,7 +160,7 @@ class ChunkedInference:
             )
         self.window = WindowSettings(
             roi_size, spatial_dims, overlap, mode, sigma_scale, sw_batch_size, activation, tta, output_dtype,
-            intensity_scale, device,
+            intensity_scale, device, window_progress,
         )  # fmt: skip
         self.predictor = self.window.predictor(network)
         self.chunk_num = [int(n) for n in chunk_num]
@@ -176,6 +180,7 @@ class ChunkedInference:
         self.output_file = Path(output_file) if output_file is not None else self.output_dir / default_name
         self.output_format, self.output_chunks = output_format, output_chunks
         self.backend, self.scheduler_address, self.client = backend, scheduler_address, client
+        self.resources = resources
         self.output_dataset, self.compression = output_dataset, compression
         self.section_dir, self.section_ext = section_dir, section_ext
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
@@ -313,7 +318,8 @@ class ChunkedInference:
         """
         job = self.blockwise_job(source)
         run_blocks(job, self.backend, client=self.client, scheduler_address=self.scheduler_address,
-                   rank=self.rank, world_size=self.world_size, progress=self.progress)  # fmt: skip
+                   resources=self.resources, rank=self.rank, world_size=self.world_size,
+                   progress=self.progress)  # fmt: skip
         if _distributed() and self.world_size > 1:
             torch.distributed.barrier()
         missing = job.missing()

@@ -8,7 +8,12 @@ from distributed import Client, LocalCluster, WorkerPlugin, as_completed, get_wo
 
 from .blockwise import BlockJob
 
-__all__ = ["BlockJobPlugin", "run_dask"]
+__all__ = ["WORKER_ENV", "BlockJobPlugin", "run_dask"]
+
+# dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also pins glibc's mmap threshold at
+# 128 KiB: every window buffer is then mmapped and page-faulted afresh, ~3x slower blocks here
+# (docs/benchmarks.md). Large allocations stay on the heap with this (trimming still returns memory).
+WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": str(256 * 2**20)}
 
 
 class BlockJobPlugin(WorkerPlugin):
@@ -16,6 +21,11 @@ class BlockJobPlugin(WorkerPlugin):
 
     def __init__(self, job: BlockJob, name: str):
         self.job, self.name = job, name
+
+    def setup(self, worker) -> None:
+        on_worker = getattr(self.job.fn, "on_worker", None)
+        if on_worker is not None:
+            on_worker()  # e.g. the network moves to this worker's GPU, once
 
 
 def run_block_on_worker(plugin_name: str, block_id: int) -> int:
@@ -31,7 +41,7 @@ def run_dask(job: BlockJob, client, scheduler_address, n_workers, resources, mak
             client = Client(scheduler_address)
         else:
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=None)  # fmt: skip
+                                   dashboard_address=None, env=WORKER_ENV)  # fmt: skip
             owned.append(cluster)
             client = Client(cluster)
         owned.insert(0, client)

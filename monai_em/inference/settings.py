@@ -43,6 +43,7 @@ class WindowSettings:
         output_dtype: ``"uint8"`` (``round(255 * p)``), ``"float16"`` or ``"float32"``.
         intensity_scale: ``"auto"``, a factor (multiply, clip to [0, 1]) or None (see :func:`scale_input`).
         device: device of the windows (default: the network's).
+        progress: a tqdm bar over the windows of each block (progress inside long blocks; not in :meth:`as_dict`).
 
     Attributes ``roi`` and ``overlap3`` are the volume forms ``(z, y, x)`` (2D: ``(1, y, x)``, ``(0, oy, ox)``).
     """
@@ -58,6 +59,7 @@ class WindowSettings:
     output_dtype: str = "uint8"
     intensity_scale: float | str | None = "auto"
     device: str | None = None
+    progress: bool = False
     roi: tuple[int, int, int] = field(init=False)
     overlap3: tuple[float, float, float] = field(init=False)
     weights: torch.Tensor = field(init=False, repr=False, compare=False)

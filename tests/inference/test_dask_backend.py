@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import monai_em
 from monai_em.data.ome_zarr import open_ome_zarr
 from monai_em.inference.backends import run_blocks
 from monai_em.inference.blockwise import prediction_job
+from monai_em.inference.dask_backend import WORKER_ENV
 from monai_em.inference.settings import WindowSettings
 
 from .blockfns import CountBlocks, KillWorkerOnce, StallAt
@@ -29,7 +31,7 @@ REPO = str(Path(monai_em.__file__).resolve().parents[1])
 
 def local_cluster():
     """Two spawned worker processes that import this checkout of monai_em and tests/ (not an installed copy)."""
-    env = {"PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p), **WORKER_ENV}
     return distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                     env=env)  # fmt: skip
 
@@ -108,3 +110,17 @@ def test_stopped_cluster_rerun_computes_only_missing_blocks(volume_path, referen
         done = run_blocks(rerun, "dask", client=client, progress=False)
     assert done == before and rerun.fn.counted() == before  # only the missing blocks were computed
     np.testing.assert_array_equal(open_ome_zarr(out)[:], reference)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_gpu_workers_with_resources_match_the_cpu_run(volume_path, reference, tmp_path):
+    settings = WindowSettings((4, 12, 12), overlap=0.5, output_dtype="float32", device="cuda")
+    job = prediction_job(reflect_conv(), str(volume_path), tmp_path / "p.zarr", settings, (4, 8, 8), (4, 16, 16),
+                         (2, 4, 4))  # fmt: skip
+    env = {"PYTHONPATH": os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p)}
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, resources={"GPU": 1}, dashboard_address=None,
+                                  env=env) as cluster, distributed.Client(cluster) as client:  # fmt: skip
+        done = run_blocks(job, "dask", client=client, resources={"GPU": 1}, progress=False)
+        assert client.run(torch.cuda.is_initialized) == {w: True for w in client.scheduler_info()["workers"]}
+    assert done == list(range(len(job.plan)))
+    np.testing.assert_allclose(open_ome_zarr(tmp_path / "p.zarr")[:], reference, atol=1e-5)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.chunks import Block, chunk_box, chunk_grid, chunk_name, split_rank_world
+from ..data.chunks import Block, chunk_box, chunk_boxes, chunk_grid, split_rank_world
 from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
 from .backends import BACKENDS, run_blocks
@@ -194,13 +194,19 @@ class ChunkedInference:
         """SHA-1 of the network's weights (:func:`network_digest`) and :meth:`settings`, stored in each chunk file."""
         return fingerprint_of(self.predictor.network, self.settings())
 
+    def chunk_block(self, shape: Sequence[int], chunk_id: int) -> Block:
+        """Chunk ``chunk_id`` of a ``(Z, Y, X)`` volume as a block: write box = the chunk (the inference
+        partition of ``chunk_num``), read box = chunk + ``pad_size``, enlarged to one window."""
+        return Block.around(chunk_id, chunk_box(shape, self.chunk_num, chunk_id, train=False), self.pad_size,
+                            self.window.roi)  # fmt: skip
+
     def missing_chunk_ids(self, shape: Sequence[int], fingerprint: str | None = None) -> list[int]:
         """Chunk ids of a ``(Z, Y, X)`` volume without a file holding ``fingerprint`` (default: :meth:`fingerprint`)."""
         fingerprint = self.fingerprint() if fingerprint is None else fingerprint
         return [
             i
             for i in range(self.n_chunks)
-            if read_fingerprint(chunk_path(self.output_dir, chunk_box(shape, self.chunk_num, i, train=False)))
+            if read_fingerprint(chunk_path(self.output_dir, self.chunk_block(shape, i).write_box))
             != fingerprint
         ]
 
@@ -218,11 +224,10 @@ class ChunkedInference:
 
     def predict_chunk(self, source, chunk_id: int) -> np.ndarray:
         """Prediction ``(C', z, y, x)`` of one unpadded chunk, in ``output_dtype``."""
-        box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
-        block = Block.around(chunk_id, box, self.pad_size, self.window.roi)
+        block = self.chunk_block(source.shape, chunk_id)
         data = source.read(block.read_box)
         data = data[None] if data.ndim == 3 else data
-        return self.window.predict(self.predictor, data, block.crop, f"chunk {chunk_name(box)}")
+        return self.window.predict(self.predictor, data, block.crop, f"chunk {block.name}")
 
     def predict(self, source, fingerprint: str | None = None) -> list[Path]:
         """Predict this rank's chunks that have no file with the current fingerprint; returns the files written.
@@ -247,7 +252,7 @@ class ChunkedInference:
         bar = tqdm(ids, desc=f"chunks (rank {self.rank}/{self.world_size})", unit="chunk",
                    disable=not self.progress, file=sys.stderr)  # fmt: skip
         for chunk_id in bar:
-            box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
+            box = self.chunk_block(source.shape, chunk_id).write_box
             path = chunk_path(self.output_dir, box)
             if path.exists():
                 logger.warning("chunk file %s was written by another network or other settings "
@@ -258,7 +263,7 @@ class ChunkedInference:
             try:
                 pred = self.predict_chunk(source, chunk_id)
             except Exception as e:
-                raise named_error(e, f"predicting chunk {chunk_id} ({chunk_name(box)}) failed") from e
+                raise named_error(e, f"predicting chunk {chunk_id} ({path.stem}) failed") from e
             _write_chunk(path, pred, box, self.compression, fingerprint)
             paths.append(path)
         return paths
@@ -292,7 +297,7 @@ class ChunkedInference:
             return None
         missing = self.missing_chunk_ids(source.shape, fingerprint)
         if missing:
-            box = chunk_box(source.shape, self.chunk_num, missing[0], train=False)
+            box = self.chunk_block(source.shape, missing[0]).write_box
             logger.warning("not stitching yet: %d chunk files missing or from another network/settings "
                            "(other ranks still running?), e.g. %s",
                            len(missing), chunk_path(self.output_dir, box))  # fmt: skip
@@ -345,10 +350,7 @@ def predict_chunks(network: Callable, source, output_dir, roi_size: Sequence[int
 
 
 def _missing_chunks(chunk_dir, shape, chunk_num) -> list[Path]:
-    paths = [
-        chunk_path(chunk_dir, chunk_box(shape, chunk_num, i, train=False))
-        for i in range(chunk_grid(chunk_num))
-    ]
+    paths = [chunk_path(chunk_dir, box) for box in chunk_boxes(shape, chunk_num, train=False)]
     return [p for p in paths if not p.exists()]
 
 
@@ -392,8 +394,7 @@ def stitch_chunks(
                 disable=not progress,
                 file=sys.stderr,
             )
-            for chunk_id in ids:
-                box = chunk_box(shape, chunk_num, chunk_id, train=False)
+            for chunk_id, box in zip(ids, chunk_boxes(shape, chunk_num, train=False), strict=True):
                 path = chunk_path(chunk_dir, box)
                 with h5py.File(path, "r") as h5:
                     data = h5[CHUNK_DATASET][()]

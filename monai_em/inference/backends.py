@@ -7,6 +7,8 @@
   address, or a ``LocalCluster`` started for the run). The job (with its network) goes to each
   worker once, as a worker plugin (also to workers that join or replace dead ones); a task only
   names its block. A worker that dies loses its running blocks; dask reruns them elsewhere.
+- ``"daisy"`` (optional extra): one ``daisy.Task`` whose block grid is the plan's, ``n_workers``
+  worker processes, blocks already done passed as daisy's skip mask.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from .window import resolve_rank_world
 
 __all__ = ["BACKENDS", "run_blocks"]
 
-BACKENDS = ("local", "torch", "dask")
+BACKENDS = ("local", "torch", "dask", "daisy")
 
 
 def run_blocks(
@@ -40,9 +42,10 @@ def run_blocks(
     """Run the blocks of ``job`` that are missing or stale; returns the ids computed (by this rank, or the cluster).
 
     Args:
-        backend: ``"local"`` (= ``"torch"``) or ``"dask"`` (see the module docstring).
+        backend: ``"local"`` (= ``"torch"``), ``"dask"`` or ``"daisy"`` (see the module docstring).
         client: a ``distributed.Client`` (dask); else ``scheduler_address`` (``"tcp://host:8786"``);
             else a ``LocalCluster(n_workers, threads_per_worker=1)`` for this run (None: dask's default).
+            daisy: ``n_workers`` worker processes (default 1).
         resources: dask worker resources each block needs, e.g. ``{"GPU": 1}`` (workers started with
             ``--resources GPU=1`` run one block at a time per GPU).
         rank / world_size: this process's share (local); default :func:`resolve_rank_world`.
@@ -54,6 +57,10 @@ def run_blocks(
         from .dask_backend import run_dask
 
         return run_dask(job, client, scheduler_address, n_workers, resources, _bar, progress)
+    if backend == "daisy":
+        from .daisy_backend import run_daisy
+
+        return run_daisy(job, n_workers, progress)
     rank, world_size = resolve_rank_world(rank, world_size)
     missing = job.missing()
     dist = torch.distributed

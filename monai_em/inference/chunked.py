@@ -102,8 +102,8 @@ class ChunkedInference:
             straight into one OME-Zarr image :attr:`output_file`, default ``prediction.ome.zarr``; see
             :meth:`predict_blockwise`): blocks of ``ceil(shape / chunk_num)`` rounded up to whole output chunks.
         output_chunks: OME-Zarr chunk ``(z, y, x)``; default the block capped at ``(64, 256, 256)``.
-        backend: ``"local"`` / ``"torch"`` (this process; ranks split the missing blocks) or ``"dask"``
-            (OME-Zarr only; see :func:`~monai_em.inference.backends.run_blocks`).
+        backend: ``"local"`` / ``"torch"`` (this process; ranks split the missing blocks), ``"dask"`` or
+            ``"daisy"`` (OME-Zarr only; see :func:`~monai_em.inference.backends.run_blocks`).
         scheduler_address / client: the dask cluster (default: a ``LocalCluster`` for the run).
         resources: dask worker resources one block needs, e.g. ``{"GPU": 1}``.
         window_progress: also a tqdm bar over the windows inside each chunk or block (long blocks).
@@ -154,7 +154,7 @@ class ChunkedInference:
             raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        if backend == "dask" and output_format != "ome-zarr":
+        if backend in ("dask", "daisy") and output_format != "ome-zarr":
             raise ValueError(
                 f"backend {backend!r} writes blocks into one OME-Zarr image: set output_format='ome-zarr'"
             )

@@ -92,19 +92,24 @@ class BlockJob:
             self._opened = (os.getpid(), source, open_ome_zarr(self.output, mode="r+"))
         return self._opened[1:]
 
-    def create(self, channels: int, dtype, chunks, attrs: dict | None = None, geometry=None) -> zarr.Array:
+    def create(
+        self, channels: int, dtype, chunks, attrs: dict | None = None, geometry=None, shards=None
+    ) -> zarr.Array:
         """Create (or reopen, when it matches) the OME-Zarr output; a replaced output loses its markers.
 
         ``geometry``: the input's ``(voxel_size, offset, unit)`` (:func:`~monai_em.data.volume.geometry`).
+        ``shards``: ``(z, y, x)`` shards of the output (then blocks must be whole shards).
         """
         chunks = (int(channels), *(int(c) for c in chunks))
-        if any(b % c for b, c in zip(self.plan.block_shape, chunks[1:], strict=True)):
-            raise ValueError(f"block shape {self.plan.block_shape} is not a multiple of the output chunks "
-                             f"{chunks[1:]} of {self.output}: concurrent writers would share chunks")  # fmt: skip
+        unit_of_writing = chunks[1:] if shards is None else tuple(int(s) for s in shards)
+        if any(b % c for b, c in zip(self.plan.block_shape, unit_of_writing, strict=True)):
+            what = "chunks" if shards is None else "shards"
+            raise ValueError(f"block shape {self.plan.block_shape} is not a multiple of the output {what} "
+                             f"{unit_of_writing} of {self.output}: concurrent writers would share them")  # fmt: skip
         voxel_size, offset, unit = geometry or ((1, 1, 1), (0, 0, 0), None)
         arr, reused = create_output(
             self.output, (int(channels), *self.plan.shape), dtype, chunks, voxel_size=voxel_size, offset=offset,
-            unit=unit, attrs={**(attrs or {}), "fingerprint": self.fingerprint},
+            unit=unit, attrs={**(attrs or {}), "fingerprint": self.fingerprint}, shards=shards,
         )  # fmt: skip
         if not reused:
             self.markers.clear()  # a new (empty) output: no block is done
@@ -142,6 +147,7 @@ def prediction_job(
     halo=0,
     input_dataset: str | None = None,
     attrs: dict | None = None,
+    shards=None,
 ) -> BlockJob:
     """The blockwise inference job of ``network`` over ``source``, its output array created (or reopened).
 
@@ -151,9 +157,13 @@ def prediction_job(
         halo: mirrored context read around each block per side (use at least half the window, or the
             network's receptive radius); a block plus halo smaller than a window is enlarged to it.
         attrs: extra JSON attributes of the output (the settings and fingerprint are always stored).
+        shards: ``(z, y, x)`` shards of the output (zarr v3, multiples of ``chunks``): blocks are then
+            rounded up to whole shards, since a shard is one file that only one writer may touch.
     """
     opened = open_volume(source, dataset=input_dataset)
-    plan = BlockPlan.aligned(opened.shape, chunks, block_shape, halo, min_read=settings.roi)
+    plan = BlockPlan.aligned(
+        opened.shape, chunks if shards is None else shards, block_shape, halo, settings.roi
+    )
     fn = PredictBlock(network, settings)
     layout = {"block_shape": list(plan.block_shape), "halo": list(plan.halo)}
     fingerprint = fingerprint_of(network, {**settings.as_dict(), **layout})
@@ -161,5 +171,5 @@ def prediction_job(
     meta = {"settings": {**settings.as_dict(), **layout}, **(attrs or {})}
     probe = opened.read(((0, 1), (0, 1), (0, 1)))
     channels = fn.out_channels(1 if probe.ndim == 3 else probe.shape[0])
-    job.create(channels, settings.output_dtype, chunks, meta, geometry(opened))
+    job.create(channels, settings.output_dtype, chunks, meta, geometry(opened), shards)
     return job

@@ -75,19 +75,22 @@ def create_output(
     offset: Sequence[float] = (0, 0, 0),
     unit: str | None = None,
     attrs: dict | None = None,
+    shards: Sequence[int] | None = None,
 ) -> tuple[zarr.Array, bool]:
     """``(array, reused)``: the ``(C, Z, Y, X)`` OME-Zarr output at ``path`` (level 0, chunks ``(C, cz, cy, cx)``).
 
     The existing image when its shape, dtype and chunks match (a resumed run; ``attrs`` updated;
     ``reused`` True), else a new one (an existing one is replaced, with a warning). ``voxel_size`` /
-    ``offset`` / ``unit``: the input's, (z, y, x).
+    ``offset`` / ``unit``: the input's, (z, y, x). ``shards``: ``(z, y, x)`` shard shape (zarr v3), or None.
     """
     path = Path(path)
     shape, chunks, dtype = tuple(int(s) for s in shape), tuple(int(c) for c in chunks), np.dtype(dtype)
+    shards = None if shards is None else tuple(int(s) for s in shards)
     if path.exists():
         try:
             arr = open_ome_zarr(path, mode="r+")
-            if arr.shape == shape and arr.dtype == dtype and tuple(arr.chunks) == chunks:
+            same_shards = (arr.shards or None) == (None if shards is None else (shape[0], *shards))
+            if arr.shape == shape and arr.dtype == dtype and tuple(arr.chunks) == chunks and same_shards:
                 zarr.open_group(path, mode="r+").attrs.update(attrs or {})
                 return arr, True
             found = f"shape {arr.shape}, {arr.dtype}, chunks {arr.chunks}"
@@ -97,7 +100,7 @@ def create_output(
                        path, found, shape, dtype, chunks)  # fmt: skip
     arr = create_ome_zarr(
         path, shape, dtype, chunks[1:], voxel_size=voxel_size, offset=offset, unit=unit, attrs=attrs,
-        overwrite=True,
+        shards=shards, overwrite=True,
     )  # fmt: skip
     return arr, False
 

@@ -181,3 +181,18 @@ def test_chunked_inference_ome_zarr_output_equals_its_hdf5_output(volume, tmp_pa
         ChunkedInference(Pointwise(), output_dir=tmp_path, backend="dask", **kw)
     with pytest.raises(ValueError, match="output_format must be one of"):
         ChunkedInference(Pointwise(), output_dir=tmp_path, output_format="n5", **kw)
+
+
+def test_sharded_output_blocks_are_whole_shards(volume, tmp_path):
+    ref = job_of(reflect_conv(), volume, tmp_path / "ref.zarr")
+    run_blocks(ref, progress=False)
+    job = job_of(reflect_conv(), volume, tmp_path / "p.zarr", block_shape=(4, 8, 8), shards=(4, 16, 16))
+    assert job.plan.block_shape == (4, 16, 16)  # rounded up to whole shards, not only chunks
+    run_blocks(job, progress=False)
+    arr = open_ome_zarr(tmp_path / "p.zarr")
+    assert arr.shards == (1, 4, 16, 16) and arr.chunks == (1, 4, 8, 8)
+    np.testing.assert_array_equal(arr[:], open_ome_zarr(tmp_path / "ref.zarr")[:])
+    with pytest.raises(ValueError, match=r"block shape \(4, 8, 8\) is not a multiple of the output shards"):
+        type(job)(volume, BlockPlan(SHAPE, (4, 8, 8)), job.fn, tmp_path / "q.zarr", "x").create(
+            1, "float32", CHUNKS, shards=(4, 16, 16)
+        )

@@ -196,3 +196,28 @@ def test_sharded_output_blocks_are_whole_shards(volume, tmp_path):
         type(job)(volume, BlockPlan(SHAPE, (4, 8, 8)), job.fn, tmp_path / "q.zarr", "x").create(
             1, "float32", CHUNKS, shards=(4, 16, 16)
         )
+
+
+@pytest.mark.parametrize(
+    "shape, chunks, block",
+    [
+        ((13, 37, 41), (4, 8, 8), (4, 16, 16)),
+        ((1, 5, 300), (2, 3, 64), None),
+        ((9, 9, 9), (9, 9, 9), (1, 1, 1)),
+    ],
+)
+def test_plan_write_boxes_partition_the_volume_on_chunk_boundaries(shape, chunks, block):
+    plan = BlockPlan.aligned(shape, chunks, block, halo=(1, 2, 3), min_read=(4, 4, 4))
+    cover = np.zeros(shape, np.int32)
+    for b in plan:
+        cover[tuple(slice(a, e) for a, e in b.write_box)] += 1
+        assert all(
+            a % c == 0 for (a, _), c in zip(b.write_box, chunks, strict=True)
+        )  # starts on a chunk boundary
+        assert all(
+            e % c == 0 or e == s for (_, e), c, s in zip(b.write_box, chunks, shape, strict=True)
+        )  # ends on one, or the edge
+        for (a, e), (ra, re), h in zip(b.write_box, b.read_box, (1, 2, 3), strict=True):
+            assert ra <= a - h and re >= e + h and re - ra >= max(4, e - a + 2 * h)
+        assert cover[tuple(slice(a, e) for a, e in b.write_box)].max() == 1
+    assert (cover == 1).all()  # every voxel written by exactly one block

@@ -319,5 +319,3 @@ def existing_checkpoint(path: str | os.PathLike) -> str:
             "its best validation, or at the end when no validation ran) or pass --ckpt_path <file>"
         )
     return os.fspath(path)
-
-

@@ -1,6 +1,7 @@
 """From predictions to neurons: instances from boundary / affinity / mask predictions, blockwise, and their scores."""
 
 from .blockwise import BlockResult, block_boxes, merge_blocks, relabel_block, segment_block, segment_blockwise
+from .evaluate import CONVENTIONS, evaluate_segmentation, ground_truth, read_prediction
 from .instances import (
     DEFAULTS,
     agglomerate,
@@ -10,18 +11,29 @@ from .instances import (
     seeded_watershed,
     segment,
 )
-from .metrics import adapted_rand, boundary_f1, segmentation_scores, variation_of_information
+from .metrics import (
+    adapted_rand,
+    best_grey_threshold,
+    boundary_f1,
+    segmentation_scores,
+    variation_of_information,
+)
 
 __all__ = [
+    "CONVENTIONS",
     "DEFAULTS",
     "BlockResult",
     "adapted_rand",
     "agglomerate",
     "as_probability",
+    "best_grey_threshold",
     "block_boxes",
     "boundary_f1",
     "connected_components",
+    "evaluate_segmentation",
+    "ground_truth",
     "merge_blocks",
+    "read_prediction",
     "relabel_block",
     "relabel_sequential",
     "seeded_watershed",

@@ -18,11 +18,13 @@ from .metrics import (
     segmentation_scores,
     variation_of_information,
 )
+from .validation import SegmentationMetric
 
 __all__ = [
     "CONVENTIONS",
     "DEFAULTS",
     "BlockResult",
+    "SegmentationMetric",
     "adapted_rand",
     "agglomerate",
     "as_probability",

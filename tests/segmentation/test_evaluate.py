@@ -99,3 +99,33 @@ def test_train_yaml_wires_every_target(target, channels, loss, cls):
     assert parser.get_parsed_content("loss").loss == loss
     active = [t for t in parser.get_parsed_content("target_transforms") if t is not None]
     assert [type(t).__name__ for t in active] == [cls]
+
+
+def test_train_yaml_validates_on_vi_and_keeps_the_lowest(tmp_path):
+    """A tiny training run with ``val_metric: vi``: the log shows val_vi, the best checkpoint is written."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIGS / "train.yaml"),
+           "--meta_file", str(CONFIGS / "metadata.json"), "--bundle_root", str(tmp_path),
+           "--logging_file", str(CONFIGS / "logging.conf"),
+           "--input_size", "[4, 32, 32]", "--net_filters", "[4, 8, 16, 32]", "--num_threads", "1",
+           "--synthetic_shape", "[12, 64, 64]", "--val_sections", "4", "--epochs", "2", "--epoch_length", "2",
+           "--batch_size", "1", "--val_metric", "vi"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = proc.stdout + proc.stderr
+    assert "val_vi" in log
+    assert (tmp_path / "models" / "model.pt").is_file()
+
+
+def test_segmentation_metric_scores_a_perfect_and_an_empty_prediction():
+    from monai_em.segmentation import SegmentationMetric
+
+    gt, _, boundary = cubes_volume()
+    metric = SegmentationMetric("vi")
+    metric.reset()
+    metric.update((boundary[None], gt[None]))
+    assert metric.compute() == pytest.approx(0.0, abs=1e-9)
+    metric.update((np.zeros((1, *gt.shape), np.float32), gt[None]))  # one segment: merge = log2(8)
+    assert metric.compute() == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="metric must be one of"):
+        SegmentationMetric("f1")

@@ -15,22 +15,25 @@ from torch import nn
 
 __all__ = ["VoxelWeightedLoss"]
 
-_LOSSES = ("bce", "mse", "dice", "bce+dice")
+_LOSSES = ("bce", "mse", "dice", "bce+dice", "ce")
 
 
 class VoxelWeightedLoss(nn.Module):
-    """Weighted BCE / MSE / soft Dice over voxels, the weight given per voxel and channel.
+    """Weighted BCE / MSE / soft Dice / cross-entropy over voxels, the weight given per voxel and channel.
 
     Args:
         loss: ``"bce"`` (logits in, the default), ``"mse"`` (on ``sigmoid(pred)`` if ``sigmoid``
             else raw), ``"dice"`` (soft Dice of ``sigmoid(pred)`` with weighted sums, over the whole
-            batch per channel) or ``"bce+dice"`` (their sum).
+            batch per channel), ``"bce+dice"`` (their sum) or ``"ce"`` (softmax cross-entropy over the
+            ``K`` prediction channels; the target is one class-index channel, its weight one more).
         sigmoid: apply a sigmoid to the prediction before MSE / Dice (BCE always takes logits).
         smooth: Dice smoothing term.
 
     ``forward(pred, target, weight=None)``: ``pred`` is ``(B, C, *spatial)``. With ``weight`` None,
     ``target`` must have ``2 * C`` channels: the target, then its weight. The weighted BCE / MSE is
     ``sum(w * l) / sum(w)`` (0 when every weight is 0), i.e. the mean over annotated voxels.
+    With ``"ce"`` the target is ``(B, 1, *spatial)`` class indices (and ``weight`` ``(B, 1, ...)``),
+    or ``(B, 2, *spatial)`` indices then weight.
 
     Example:
         >>> import torch
@@ -48,6 +51,24 @@ class VoxelWeightedLoss(nn.Module):
         self.loss = loss
         self.sigmoid = bool(sigmoid)
         self.smooth = float(smooth)
+
+    def _split_ce(self, pred: torch.Tensor, target: torch.Tensor, weight):
+        if weight is None:
+            if target.shape[1] != 2:
+                raise ValueError(
+                    f"ce: target must hold a class-index channel and a weight channel, got shape {tuple(target.shape)}"
+                )
+            target, weight = target[:, :1], target[:, 1:]
+        if target.shape[0] != pred.shape[0] or target.shape[2:] != pred.shape[2:] or target.shape[1] != 1:
+            raise ValueError(
+                f"ce: class-index target {tuple(target.shape)} does not fit prediction {tuple(pred.shape)}"
+            )
+        index = target[:, 0].round().long()
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= pred.shape[1]):
+            raise ValueError(
+                f"ce: class indices {int(index.min())}..{int(index.max())} outside the {pred.shape[1]} predicted classes"
+            )
+        return index, weight[:, 0].to(pred.dtype)
 
     def _split(self, pred: torch.Tensor, target: torch.Tensor, weight):
         if weight is None:
@@ -70,6 +91,9 @@ class VoxelWeightedLoss(nn.Module):
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if self.loss == "ce":
+            index, weight = self._split_ce(pred, target, weight)
+            return self._mean(F.cross_entropy(pred, index, reduction="none"), weight)
         target, weight = self._split(pred, target, weight)
         total = pred.new_zeros(())
         if self.loss in ("bce", "bce+dice"):

@@ -45,7 +45,6 @@ _SCHEDULERS = {
     "WarmupCosineLR": ("cosine", True),
 }
 # PyTC TARGET_OPT code (first character) -> bundle target; the others have no bundle target yet
-_TARGETS = {"4": "boundary", "2": "affinity"}
 
 
 def _one_volume(cfg: PyTCConfig, key: str, section: str = "DATASET", prefix: str = "") -> str | None:
@@ -72,27 +71,37 @@ def _inference(cfg: PyTCConfig, key: str, fallback: str) -> Any:
 def bundle_target(cfg: PyTCConfig) -> tuple[str, int] | None:
     """``MODEL.TARGET_OPT`` -> (bundle ``target``, ``boundary_width``), or None when the YAML leaves it out.
 
-    ``4-<width>-<bg>`` (instance boundary) -> ``("boundary", width)``; ``2-...`` (affinity) ->
-    ``("affinity", 2)``. Several options (PyTC multi-task): the first one the bundle has, the rest are
-    reported as ignored. The switch to ``monai_em.transforms.targets.target_from_pytc_option`` (all
-    PyTC target codes) belongs here, in this one function.
+    ``4-<h>-<bg>`` (instance contour, PyTC's ``tsz_h`` = h voxels on each side of an interface) ->
+    ``("boundary", 2 * h)``; ``2-...`` (affinity) -> ``("affinity", 2)``; every other option with a
+    monai_em meaning (``0`` binary, ``5`` distance, ``9-<K>`` semantic: see
+    :mod:`monai_em.transforms.target_options`) is the bundle ``target`` itself, which takes PyTC option
+    strings. Several options (PyTC multi-task): the first with a meaning; the rest are reported as ignored.
     """
-    if "MODEL.TARGET_OPT" not in cfg.user_keys:  # PyTC's default ['0'] (binary mask) has no bundle target yet
+    from ..transforms.target_options import parse_target
+
+    if "MODEL.TARGET_OPT" not in cfg.user_keys:
         return None
     options = [str(o) for o in cfg["MODEL"]["TARGET_OPT"]]
+    errors = []
     for opt in options:
-        if opt[:1] in _TARGETS:
-            parts = opt.split("-")
-            width = int(parts[1]) if opt[0] == "4" and len(parts) > 1 and parts[1].isdigit() else 2
-            skipped = [o for o in options if o != opt]
-            if skipped:
-                logger.warning(
-                    "PyTC config key MODEL.TARGET_OPT: training target %r only; ignored %s", opt, skipped
-                )
-            return _TARGETS[opt[0]], max(width, 1)
+        try:
+            name, fields = parse_target(opt)
+        except ValueError as e:
+            errors.append(str(e))
+            continue
+        skipped = [o for o in options if o != opt]
+        if skipped:
+            logger.warning(
+                "PyTC config key MODEL.TARGET_OPT: training target %r only; ignored %s", opt, skipped
+            )
+        if name == "boundary":
+            half = int(fields[0]) if fields and fields[0].isdigit() else 1
+            return "boundary", 2 * max(half, 1)
+        if name == "affinity":
+            return "affinity", 2
+        return opt, 2
     raise ValueError(
-        f"PyTC config key MODEL.TARGET_OPT: none of {options} has a bundle target; the bundle trains "
-        "'4-<width>-<bg>' (instance boundary) or '2-...' (affinity)"
+        f"PyTC config key MODEL.TARGET_OPT: none of {options} has a monai_em target: {'; '.join(errors)}"
     )
 
 

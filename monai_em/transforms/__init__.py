@@ -26,13 +26,30 @@ from .spatial import (
     RandSectionElastic,
     RandSectionElasticd,
 )
-from .targets import AffinityTarget, AffinityTargetd, BoundaryTarget, BoundaryTargetd, ValidMaskToWeightd
+from .target_options import loss_for_target, target_channels, target_from_pytc_option
+from .targets import (
+    AffinityTarget,
+    AffinityTargetd,
+    BinaryTarget,
+    BinaryTargetd,
+    BoundaryTarget,
+    BoundaryTargetd,
+    DistanceTarget,
+    DistanceTargetd,
+    SemanticTarget,
+    SemanticTargetd,
+    ValidMaskToWeightd,
+)
 
 __all__ = [
     "AffinityTarget",
     "AffinityTargetd",
+    "BinaryTarget",
+    "BinaryTargetd",
     "BoundaryTarget",
     "BoundaryTargetd",
+    "DistanceTarget",
+    "DistanceTargetd",
     "CropDraw",
     "EMAugmentor",
     "IntegralCache",
@@ -66,12 +83,17 @@ __all__ = [
     "RandSectionElastic",
     "RandSectionElasticd",
     "RejectionSampler",
+    "SemanticTarget",
+    "SemanticTargetd",
     "ValidMaskToWeightd",
     "box_count",
     "box_counts",
     "default_em_transforms",
     "integral_volume",
     "keys_and_modes",
+    "loss_for_target",
     "plan_sample_size",
     "smooth_label_edges",
+    "target_channels",
+    "target_from_pytc_option",
 ]

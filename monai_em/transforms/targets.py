@@ -1,4 +1,9 @@
-"""Instance labels -> training targets: boundary maps, affinity maps, and per-voxel loss weights.
+"""Labels -> training targets: boundary maps, affinity maps, masks, distances, classes, and loss weights.
+
+Which target fits which label convention (see docs/segmentation.md): instance ids -> boundary
+(:class:`BoundaryTarget`), affinities (:class:`AffinityTarget`) or distance (:class:`DistanceTarget`);
+a membrane mask (ISBI 2012: 0 = membrane) or an object mask (mitochondria) -> the mask itself
+(:class:`BinaryTarget`, never a contour of it); class ids -> :class:`SemanticTarget`.
 
 Each target transform also knows where its target is *defined*: :meth:`BoundaryTarget.weight` and
 :meth:`AffinityTarget.weight` turn a valid mask (non-zero = annotated) into a per-channel loss
@@ -11,18 +16,26 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 from monai.utils.enums import TransformBackends
+from scipy import ndimage
 
 from .base import as_torch, like_input
 
 __all__ = [
     "AffinityTarget",
     "AffinityTargetd",
+    "BinaryTarget",
+    "BinaryTargetd",
     "BoundaryTarget",
     "BoundaryTargetd",
+    "DistanceTarget",
+    "DistanceTargetd",
+    "SemanticTarget",
+    "SemanticTargetd",
     "ValidMaskToWeightd",
     "instance_label_tensor",
 ]
@@ -243,6 +256,157 @@ class AffinityTarget(Transform):
         return like_input(aff.to(torch.float32), label)
 
 
+def _plain_weight(valid, like) -> torch.Tensor:
+    """Loss weight ``(1, *spatial)`` float32 of a voxel-wise target: the valid mask itself (``None``: all 1)."""
+    ref = as_torch(like)
+    if valid is None:
+        return torch.ones((1, *ref.shape[1:]), dtype=torch.float32, device=ref.device)
+    return _valid_tensor(valid, ref[:1], "valid mask").to(torch.float32)
+
+
+class BinaryTarget(Transform):
+    """Binary or semantic mask -> binary target: the mask itself, 1 where the label is foreground.
+
+    For labels that *are* the mask (PyTC target ``'0'``): mitochondria masks (Lucchi, MitoEM
+    semantic: ``label != 0`` is the object) and membrane masks (ISBI 2012: 255 = cell interior,
+    0 = membrane; ``invert=True`` makes the membrane the target). A contour of such a mask would
+    mark both edges of every membrane (double lines); this target marks each membrane once.
+
+    Args:
+        invert: target 1 where the label is background (0), e.g. the membrane of an ISBI mask.
+        foreground: the label values that count as foreground; ``None`` (default): every non-zero value.
+
+    Input ``(1, Y, X)`` or ``(1, Z, Y, X)``, any numeric dtype; output float32 of the same shape, 0 / 1.
+
+    Example:
+        >>> import numpy as np
+        >>> isbi = np.array([[[255, 255, 0, 255]]])  # one membrane pixel
+        >>> BinaryTarget(invert=True)(isbi)[0].tolist()
+        [[0.0, 0.0, 1.0, 0.0]]
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, invert: bool = False, foreground: Sequence[float] | None = None):
+        if foreground is not None:
+            foreground = tuple(float(v) for v in foreground)
+            if not foreground:
+                raise ValueError("foreground must list at least one label value (or be None: non-zero)")
+        self.invert = bool(invert)
+        self.foreground = foreground
+
+    def weight(self, valid, like) -> torch.Tensor:
+        """Loss weight ``(1, *spatial)`` float32: the valid mask (``None``: everything annotated)."""
+        return _plain_weight(valid, like)
+
+    def __call__(self, label):
+        t = as_torch(label)
+        if t.ndim not in (3, 4) or t.shape[0] != 1:
+            raise ValueError(
+                f"label must be a channel-first mask (1, Y, X) or (1, Z, Y, X), got shape {tuple(t.shape)}"
+            )
+        if self.foreground is None:
+            fg = t != 0
+        else:
+            fg = torch.zeros(t.shape, dtype=torch.bool, device=t.device)
+            for v in self.foreground:
+                fg |= t == v
+        return like_input((fg != self.invert).to(torch.float32), label)
+
+
+class SemanticTarget(Transform):
+    """Class ids -> class-index target for cross-entropy (PyTC target ``'9'``), e.g. CellMap organelles.
+
+    Args:
+        num_classes: number of classes ``K`` (ids ``0 .. K-1``, 0 = background); a label value outside
+            that range is an error.
+
+    Input ``(1, *spatial)`` integer (or whole-number float) ids; output float32 ``(1, *spatial)``
+    holding the class index (pair it with ``VoxelWeightedLoss("ce")`` and a ``K``-channel network).
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, num_classes: int):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes!r}")
+        self.num_classes = num_classes
+
+    def weight(self, valid, like) -> torch.Tensor:
+        """Loss weight ``(1, *spatial)`` float32: the valid mask (``None``: everything annotated)."""
+        return _plain_weight(valid, like)
+
+    def __call__(self, label):
+        lab = instance_label_tensor(label)
+        if lab.numel() and (int(lab.min()) < 0 or int(lab.max()) >= self.num_classes):
+            raise ValueError(
+                f"label holds class ids {int(lab.min())}..{int(lab.max())}, outside 0..{self.num_classes - 1} "
+                f"(num_classes={self.num_classes})"
+            )
+        return like_input(lab.to(torch.float32), label)
+
+
+class DistanceTarget(Transform):
+    """Instance label -> distance target: Euclidean distance to the object's edge, scaled to [0, 1] per object.
+
+    monai_em's meaning of PyTC target ``'5'``: inside each object, the distance (in voxels, z
+    scaled by ``z_res``) to the nearest voxel of another id, divided by that object's maximum, so
+    every object peaks at 1 in its centre and falls towards 0 at its edge; background (0) is 0.
+    Seeds for a watershed are then the voxels above a threshold (see ``monai_em.segmentation``).
+
+    Args:
+        in_plane: distances within each z-section (default; PyTC's ``'2d'`` mode, for anisotropic
+            serial-section EM); ``False``: 3D distances with z voxels ``z_res`` times as long.
+        z_res: z voxel size over the in-plane voxel size, for 3D distances.
+
+    Input ``(1, Y, X)`` or ``(1, Z, Y, X)`` ids; output float32 of the same shape in [0, 1].
+    Computed with scipy on the CPU (then moved back to the input's device).
+    """
+
+    backend = [TransformBackends.NUMPY]
+
+    def __init__(self, in_plane: bool = True, z_res: float = 1.0):
+        if not float(z_res) > 0:
+            raise ValueError(f"z_res must be > 0, got {z_res!r}")
+        self.in_plane = bool(in_plane)
+        self.z_res = float(z_res)
+
+    def weight(self, valid, like) -> torch.Tensor:
+        """Loss weight ``(1, *spatial)`` float32: the valid mask (``None``: everything annotated)."""
+        return _plain_weight(valid, like)
+
+    def distance(self, label: np.ndarray) -> np.ndarray:
+        """``(*spatial)`` float32 normalised distance of an ``(*spatial)`` int label."""
+        if label.ndim == 3 and self.in_plane:
+            return np.stack([self.distance(s) for s in label])
+        sampling = (self.z_res, 1.0, 1.0) if label.ndim == 3 else (1.0, 1.0)
+        # an id edge: a voxel whose neighbour (along any axis) holds another id; the edge voxels get distance 1
+        edge = np.zeros(label.shape, bool)
+        for axis in range(label.ndim):
+            diff = np.diff(label, axis=axis) != 0
+            lo = [slice(None)] * label.ndim
+            hi = [slice(None)] * label.ndim
+            lo[axis], hi[axis] = slice(0, -1), slice(1, None)
+            edge[tuple(lo)] |= diff
+            edge[tuple(hi)] |= diff
+        out = np.zeros(label.shape, np.float32)
+        inside = (label != 0) & ~edge
+        if not inside.any():
+            return out
+        dist = ndimage.distance_transform_edt(inside, sampling=sampling).astype(np.float32)
+        _, ids = np.unique(label, return_inverse=True)  # compact ids 0..n-1
+        ids = ids.reshape(label.shape)
+        peak = np.asarray(ndimage.maximum(dist, ids, index=np.arange(int(ids.max()) + 1)), np.float32)
+        fg = label != 0
+        out[fg] = dist[fg] / np.where(peak > 0, peak, 1.0)[ids[fg]]
+        return out
+
+    def __call__(self, label):
+        lab = instance_label_tensor(label)
+        dist = self.distance(lab[0].cpu().numpy())[None]
+        return like_input(torch.from_numpy(dist).to(lab.device), label)
+
+
 class _TargetDict(MapTransform):
     """Shared dict wrapper: replace ``keys`` by the target, optionally write the loss weight."""
 
@@ -320,6 +484,57 @@ class AffinityTargetd(_TargetDict):
         super().__init__(keys, AffinityTarget(offsets, in_plane), valid_key, weight_key, allow_missing_keys)
 
 
+class BinaryTargetd(_TargetDict):
+    """Dictionary wrapper of :class:`BinaryTarget` (same ``invert``, ``foreground``).
+
+    Args:
+        keys: mask key(s), replaced by their binary targets.
+        valid_key: key of the valid mask that feeds the weight (absent: everything is annotated).
+        weight_key: when set, also write the loss weight (the valid mask) under this key.
+        allow_missing_keys: skip label keys absent from the data instead of raising.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = "label",
+        invert: bool = False,
+        foreground: Sequence[float] | None = None,
+        valid_key: str | None = None,
+        weight_key: str | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, BinaryTarget(invert, foreground), valid_key, weight_key, allow_missing_keys)
+
+
+class SemanticTargetd(_TargetDict):
+    """Dictionary wrapper of :class:`SemanticTarget` (same ``num_classes``); other arguments as :class:`BinaryTargetd`."""
+
+    def __init__(
+        self,
+        keys: KeysCollection = "label",
+        num_classes: int = 2,
+        valid_key: str | None = None,
+        weight_key: str | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, SemanticTarget(num_classes), valid_key, weight_key, allow_missing_keys)
+
+
+class DistanceTargetd(_TargetDict):
+    """Dictionary wrapper of :class:`DistanceTarget` (same ``in_plane``, ``z_res``); other arguments as :class:`BinaryTargetd`."""
+
+    def __init__(
+        self,
+        keys: KeysCollection = "label",
+        in_plane: bool = True,
+        z_res: float = 1.0,
+        valid_key: str | None = None,
+        weight_key: str | None = None,
+        allow_missing_keys: bool = False,
+    ):
+        super().__init__(keys, DistanceTarget(in_plane, z_res), valid_key, weight_key, allow_missing_keys)
+
+
 class ValidMaskToWeightd(MapTransform):
     """Valid mask -> per-voxel loss weight (1 = annotated, 0 = ignore), written to ``weight_key``.
 
@@ -351,7 +566,7 @@ class ValidMaskToWeightd(MapTransform):
         if len(self.keys) != 1:
             raise ValueError(f"ValidMaskToWeightd takes one valid-mask key, got {self.keys}")
         if target is not None and not hasattr(target, "weight"):
-            raise TypeError(f"target must be a BoundaryTarget or AffinityTarget, got {type(target).__name__}")
+            raise TypeError(f"target must be a target transform with a weight(), got {type(target).__name__}")
         if channels < 1:
             raise ValueError(f"channels must be >= 1, got {channels}")
         self.weight_key = weight_key

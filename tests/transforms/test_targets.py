@@ -1,4 +1,4 @@
-"""Boundary / affinity targets, their loss weights, and the voxel-weighted loss, against hand-built oracles."""
+"""Targets (boundary, affinity, masks, classes, distance, PyTC options), weights and losses, against hand-built oracles."""
 
 from __future__ import annotations
 
@@ -11,11 +11,15 @@ import torch.nn.functional as F
 from monai.bundle import ConfigParser
 
 from monai_em.losses import VoxelWeightedLoss
+from monai_em.transforms.target_options import loss_for_target, target_channels, target_from_pytc_option
 from monai_em.transforms.targets import (
     AffinityTarget,
     AffinityTargetd,
+    BinaryTarget,
     BoundaryTarget,
     BoundaryTargetd,
+    DistanceTarget,
+    SemanticTarget,
     ValidMaskToWeightd,
 )
 from tests.utils import ARRAY_TYPE_NAMES, as_type, same_container, to_numpy
@@ -291,3 +295,104 @@ def test_loss_rejects_wrong_channel_count():
         VoxelWeightedLoss()(torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, 4))
     with pytest.raises(ValueError, match="loss must be one of"):
         VoxelWeightedLoss("focal")
+
+
+# ---------------------------------------------------------------- masks, classes, distances, PyTC options
+
+
+def isbi_like_single_membrane() -> np.ndarray:
+    """(1, 1, 6, 9) ISBI-style mask: 255 = cell interior, one membrane line (0) at x = 4."""
+    mask = np.full((1, 1, 6, 9), 255, dtype=np.uint8)
+    mask[..., 4] = 0
+    return mask
+
+
+def test_membrane_mask_gives_a_single_line_where_a_contour_gives_two():
+    mask = isbi_like_single_membrane()
+    target = to_numpy(BinaryTarget(invert=True)(mask))
+    expected = np.zeros(mask.shape, np.float32)
+    expected[..., 4] = 1
+    np.testing.assert_array_equal(target, expected)  # one line, one pixel wide, exactly where the membrane is
+    # the pitfall the issue describes: a contour of the mask marks both edges of the membrane
+    contour = to_numpy(BoundaryTarget(width=2)(mask.astype(np.int64)))
+    assert sorted(set(np.flatnonzero(contour[0, 0, 0]))) == [3, 4, 5]
+
+
+def test_two_touching_objects_give_one_boundary():
+    label = two_halves(width_x=10, split=5)  # ids 3 | 9 touching at x = 5
+    out = to_numpy(target_from_pytc_option("4-1-0")(dict(label=label))["label"])
+    cols = np.flatnonzero(out[0, 0, 0])
+    assert list(cols) == [4, 5]  # one band across the single contact, nothing at the volume edges
+    assert np.all(out.sum(-1) == 2)
+
+
+def test_binary_target_of_an_object_mask_and_chosen_values():
+    mito = np.array([[[0, 4, 4, 0, 7]]])
+    assert to_numpy(BinaryTarget()(mito))[0, 0].tolist() == [0, 1, 1, 0, 1]
+    assert to_numpy(BinaryTarget(foreground=[7])(mito))[0, 0].tolist() == [0, 0, 0, 0, 1]
+    with pytest.raises(ValueError, match="channel-first mask"):
+        BinaryTarget()(mito[0])
+
+
+def test_semantic_target_keeps_classes_and_rejects_out_of_range():
+    classes = np.array([[[0, 1, 2, 2]]])
+    assert to_numpy(SemanticTarget(3)(classes))[0, 0].tolist() == [0, 1, 2, 2]
+    with pytest.raises(ValueError, match=r"outside 0..1 \(num_classes=2\)"):
+        SemanticTarget(2)(classes)
+
+
+def test_distance_target_peaks_at_one_in_each_object_centre():
+    label = np.zeros((1, 1, 7, 13), np.int64)
+    label[0, 0, :, :6] = 1  # object 1: x 0..5
+    label[0, 0, :, 6:] = 2  # object 2: x 6..12
+    out = to_numpy(DistanceTarget()(label))[0, 0]
+    # edge voxels (x = 5 and 6, where the ids meet) are 0; the volume border is not an edge
+    assert np.all(out[:, 5] == 0) and np.all(out[:, 6] == 0)
+    for obj in (1, 2):
+        assert out[label[0, 0] == obj].max() == pytest.approx(1.0)
+    # inside object 2 the distance grows with the distance to the contact (x = 6): x = 7 .. 12 -> 1 .. 6
+    np.testing.assert_allclose(out[3, 7:], np.arange(1, 7) / 6)
+
+
+def test_pytc_option_table():
+    assert type(target_from_pytc_option("0")).__name__ == "BinaryTargetd"
+    aff = target_from_pytc_option("2", do_2d=True)
+    assert aff.target.offsets_for(3) == ((0, 1, 0), (0, 0, 1))
+    bd = target_from_pytc_option("4-2-1")
+    assert (bd.target.width, bd.target.bg_mode) == (4, "include")
+    assert target_from_pytc_option("4").target.width == 2
+    assert target_from_pytc_option("5-3d-0-0-5.0").target.z_res == 5.0
+    assert target_from_pytc_option("9-4").target.num_classes == 4
+    assert target_channels("2") == 3 and target_channels("2", do_2d=True) == 2 and target_channels("9-4") == 4
+    assert loss_for_target("5").loss == "mse" and loss_for_target("membrane").loss == "bce+dice"
+    assert loss_for_target("9").loss == "ce"
+    with pytest.raises(ValueError, match="skeleton-aware distance"):
+        target_from_pytc_option("6")
+    with pytest.raises(ValueError, match="unknown target 'x'"):
+        target_from_pytc_option("x")
+    with pytest.raises(ValueError, match="must be integers"):
+        target_from_pytc_option("4-a-1")
+
+
+def test_pytc_option_writes_target_and_weight_that_the_loss_takes():
+    label = np.zeros((1, 4, 8, 8), np.int64)
+    label[..., 4:] = 2
+    valid = np.ones_like(label)
+    valid[..., :2] = 0
+    d = target_from_pytc_option("0", valid_key="valid")(dict(label=label, valid=valid))
+    assert to_numpy(d["weight"]).tolist() == (valid != 0).astype(np.float32).tolist()
+    target = torch.cat([torch.as_tensor(d["label"]), torch.as_tensor(d["weight"])])[None]
+    loss = loss_for_target("0")(torch.zeros(1, 1, 4, 8, 8), target)
+    assert torch.isfinite(loss)
+
+
+def test_cross_entropy_loss_is_weighted_mean_over_annotated_voxels():
+    pred = torch.randn(1, 3, 2, 4, 4, generator=torch.Generator().manual_seed(0))
+    index = torch.randint(0, 3, (1, 1, 2, 4, 4), generator=torch.Generator().manual_seed(1)).float()
+    weight = torch.zeros(1, 1, 2, 4, 4)
+    weight[..., :2] = 1
+    got = VoxelWeightedLoss("ce")(pred, torch.cat([index, weight], 1))
+    per_voxel = -torch.log_softmax(pred, 1).gather(1, index.long())
+    assert torch.isclose(got, per_voxel[weight > 0].mean())
+    with pytest.raises(ValueError, match="outside the 3 predicted classes"):
+        VoxelWeightedLoss("ce")(pred, torch.cat([index + 3, weight], 1))

@@ -9,6 +9,7 @@ from monai.bundle import ConfigParser
 
 from monai_em.data.synthetic import make_em_volume
 from monai_em.data.tile_format import write_tiled_volume
+from monai_em.training import read_checkpoint
 
 from .test_bundle import CONFIGS, run_bundle
 
@@ -137,7 +138,7 @@ INFERENCE:
     proc = run_bundle(["train.yaml"], tmp_path, *common, "--val_sections", 0)
     assert "batch_size" in proc.stdout and "epochs" in proc.stdout  # the start-up table
     assert (tmp_path / "models" / "model.pt").is_file(), "no validation ran: the last weights are model.pt"
-    state = torch.load(tmp_path / "models" / "model.pt", weights_only=True)
+    state = read_checkpoint(tmp_path / "models" / "model.pt")["model"]
     out_channels = [
         v.shape[0] for k, v in state.items() if k.startswith("output_block") and k.endswith("bias")
     ]

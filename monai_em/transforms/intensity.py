@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 
 from .base import (
+    WINDOW,
     RandEMDictTransform,
     RandEMTransform,
     as_torch,
@@ -143,6 +144,9 @@ class RandGrayscale(RandEMTransform):
         factors = tuple(tuple(float(v) for v in row) for row in self.R.rand(count, 3))
         invert = bool(self.invert and self.R.rand() < self.invert_p)
         return GrayscaleParams(mode, factors, invert, self.contrast, self.brightness)
+
+    def contribution(self) -> str:
+        return WINDOW
 
     def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], full=None):
         """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x): pointwise,

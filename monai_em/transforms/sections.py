@@ -11,6 +11,8 @@ import torch
 from monai.config import KeysCollection
 
 from .base import (
+    SECTION_WINDOW,
+    SECTIONS,
     Margin,
     RandEMDictTransform,
     RandEMSpatialDictTransform,
@@ -122,6 +124,26 @@ class RandMisAlignment(RandEMTransform):
         y0, x0, y1, x1 = (int(v) for v in self.R.randint(0, d, size=4))
         return MisAlignmentParams(section, slip, False, d, start0=(y0, x0), start1=(y1, x1))
 
+    def contribution(self) -> str:
+        return SECTIONS
+
+    def output_shape(self, params: MisAlignmentParams, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if params.rotate:
+            return tuple(spatial_shape)
+        depth, height, width = spatial_shape
+        return depth, height - params.displacement, width - params.displacement
+
+    def section_map(self, params: MisAlignmentParams, spatial_shape: tuple[int, ...]):
+        """Translation: ``(sources, origins, size)``, output section k is input section ``sources[k]``
+        cut at ``origins[k]`` (y, x) to ``size``; rotation: ``None`` (it interpolates: apply it)."""
+        if params.rotate:
+            return None
+        depth, height, width = spatial_shape
+        i, j = params.section, params.section + 1 if params.slip else depth
+        origins = tuple(params.start1 if i <= z < j else params.start0 for z in range(depth))
+        d = params.displacement
+        return tuple(range(depth)), origins, (height - d, width - d)
+
     def apply(self, img, params: MisAlignmentParams, mode: str):
         x, back = unsigned_as_signed(as_torch(img), exact=not params.rotate or mode == "nearest")
         i, j = params.section, params.section + 1 if params.slip else x.shape[1]  # sections [i, j) move
@@ -209,6 +231,18 @@ class RandMissingSection(RandEMTransform):
             )
         picked = self.R.choice(np.arange(1, depth - 1), self.num_sections, replace=False)
         return MissingSectionParams(tuple(sorted(int(i) for i in picked)))
+
+    def contribution(self) -> str:
+        return SECTIONS
+
+    def output_shape(self, params: MissingSectionParams, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (spatial_shape[0] - len(params.sections), *spatial_shape[1:])
+
+    def section_map(self, params: MissingSectionParams, spatial_shape: tuple[int, ...]):
+        """``(sources, origins, size)``: the kept sections, uncut."""
+        gone = set(params.sections)
+        keep = tuple(z for z in range(spatial_shape[0]) if z not in gone)
+        return keep, ((0, 0),) * len(keep), tuple(spatial_shape[1:])
 
     def apply(self, img, params: MissingSectionParams, mode: str):
         x = as_torch(img)
@@ -341,6 +375,9 @@ class RandMissingParts(RandEMTransform):
                 lines.append((z, vertical, start, end))
                 skip = True
         return MissingPartsParams(tuple(lines), self.iterations)
+
+    def contribution(self) -> str:
+        return SECTION_WINDOW  # fills with whole-section means of its input
 
     def apply(self, img, params: MissingPartsParams, mode: str):
         return self.apply_window(img, params, mode, (0,) * (as_torch(img).ndim - 1), img)

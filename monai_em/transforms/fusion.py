@@ -1,0 +1,311 @@
+"""One pass per sample: EMAugmentor's plan of fused steps, built from what each transform declares.
+
+A monai_em transform declares its contribution (``contribution()``, transforms/base.py):
+``POINTS`` (a point map shared by the sections), ``SECTIONS`` (a section map: for each output
+section its input section, a yx cut and its size), ``WINDOW`` / ``SECTION_WINDOW`` (an image
+operation that may act on only the window a resampling reads). :func:`plan` groups consecutive
+members into fused steps
+
+    SECTIONS*  (SECTION_WINDOW? WINDOW*)  POINTS+  [centre crop]
+
+(section and window members only where the group ends in the crop; window keys among the point
+keys; section keys equal to them) and leaves every other member a step of its own. :func:`run_plan`
+runs unfused members through MONAI's ``apply_transform``, so an error names the transform and the
+steps after a multi-sample transform run on each of its samples, as in ``Compose``.
+
+A fused step draws every member in list order (the draws of running them one by one), composes the
+section maps (a draw that has none, e.g. a rotated mis-alignment, is applied on its own at that
+point), chains the point maps back from the crop and reads each key once: labels and masks by one
+nearest gather straight from the input, images through the window their crop reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from monai.transforms import apply_transform
+
+from .base import (
+    POINTS,
+    SECTION_WINDOW,
+    SECTIONS,
+    WINDOW,
+    RandEMDictTransform,
+    as_torch,
+    like_input,
+    signed_view,
+    spatial_shape_of,
+)
+from .resample import identity_points, read_window, resample
+
+__all__ = ["FusedStep", "SectionMap", "plan", "run_plan"]
+
+
+@dataclass(frozen=True)
+class FusedStep:
+    """Members that run as one pass: section maps, window operations, point maps, then the crop."""
+
+    sections: tuple[RandEMDictTransform, ...]
+    windowed: tuple[RandEMDictTransform, ...]
+    points: tuple[RandEMDictTransform, ...]
+    cropped: bool
+
+
+def _role(t: Any) -> str | None:
+    return t.contribution() if isinstance(t, RandEMDictTransform) else None
+
+
+def _group_at(items: Sequence[Any], i: int, crop: Any) -> tuple[FusedStep | None, int]:
+    """The fused step that starts at ``items[i]`` and the index after it, or ``(None, i)``."""
+    k = i
+    sections, windowed, points = [], [], []
+    while k < len(items) and _role(items[k]) == SECTIONS:
+        sections.append(items[k])
+        k += 1
+    while k < len(items) and (
+        _role(items[k]) == WINDOW or (_role(items[k]) == SECTION_WINDOW and not windowed)
+    ):
+        windowed.append(items[k])
+        k += 1
+    while k < len(items) and _role(items[k]) == POINTS:
+        if points and (items[k].keys != points[0].keys or items[k].mode != points[0].mode):
+            break
+        points.append(items[k])
+        k += 1
+    cropped = k < len(items) and items[k] is crop
+    if not points or ((sections or windowed) and not cropped):
+        return None, i
+    if any(t.keys != points[0].keys for t in sections):
+        return None, i
+    if any(not set(t.keys) <= set(points[0].keys) for t in windowed):
+        return None, i
+    if not (sections or windowed or cropped) and len(points) == 1:
+        return None, i  # nothing to fuse
+    return FusedStep(tuple(sections), tuple(windowed), tuple(points), cropped), k + int(cropped)
+
+
+def plan(items: Sequence[Any], crop: Any) -> list[Any]:
+    """``items`` (the augmentor's transforms, ending with its ``crop``) as steps: fused groups and single members."""
+    steps, i = [], 0
+    while i < len(items):
+        step, after = _group_at(items, i, crop)
+        if step is None:
+            steps.append(items[i])
+            i += 1
+        else:
+            steps.append(step)
+            i = after
+    return steps
+
+
+def run_plan(steps: Sequence[Any], data: Any, crop: Any, compose: Any) -> Any:
+    """Run ``steps`` on ``data``; after a multi-sample member, the rest runs on each of its samples.
+
+    ``compose``: the augmentor; its ``augmentations`` run through ``apply_transform`` with its
+    ``map_items`` / ``unpack_items`` / ``log_stats``, its own tail (crop, smoothing) is called directly."""
+    for n, step in enumerate(steps):
+        if isinstance(data, list):
+            return [run_plan(steps[n:], item, crop, compose) for item in data]
+        if isinstance(step, FusedStep):
+            data = _apply_fused(step, data, crop)
+        elif not any(step is t for t in compose.augmentations):  # the augmentor's own crop / smoothing
+            data = step(data)
+        else:
+            data = apply_transform(
+                step,
+                data,
+                map_items=compose.map_items,
+                unpack_items=compose.unpack_items,
+                log_stats=compose.log_stats,
+            )
+    return data
+
+
+# ------------------------------------------------------------------------------------ section maps
+
+
+@dataclass(frozen=True)
+class SectionMap:
+    """Where each section of a (C, Z, Y, X) frame comes from: input section ``sources[k]`` cut at
+    ``origins[k]`` (y, x) to ``size`` (Y, X). ``None`` sources: the identity (any shape)."""
+
+    sources: tuple[int, ...] | None = None
+    origins: tuple[tuple[int, int], ...] = ()
+    size: tuple[int, int] = (0, 0)
+
+    def then(self, sources: Sequence[int], origins: Sequence[tuple[int, int]], size: Sequence[int]):
+        """This map followed by a transform's map (its sections and cuts in this map's frame)."""
+        if self.sources is None:
+            return SectionMap(tuple(sources), tuple(tuple(o) for o in origins), tuple(size))  # type: ignore[arg-type]
+        composed = tuple(
+            (self.origins[s][0] + o[0], self.origins[s][1] + o[1])
+            for s, o in zip(sources, origins, strict=True)
+        )
+        return SectionMap(tuple(self.sources[s] for s in sources), composed, tuple(size))  # type: ignore[arg-type]
+
+    def take(self, img):
+        """The mapped frame of ``img`` (a view when it is one cut of consecutive sections, else one copy)."""
+        if self.sources is None:
+            return img
+        t = as_torch(img)
+        (h, w), (oy, ox) = self.size, self.origins[0]
+        first, n = self.sources[0], len(self.sources)
+        if self.sources == tuple(range(first, first + n)) and len(set(self.origins)) == 1:
+            return like_input(t[:, first : first + n, oy : oy + h, ox : ox + w], img)
+        s = signed_view(t)
+        parts = [s[:, z, y : y + h, x : x + w] for z, (y, x) in zip(self.sources, self.origins, strict=True)]
+        return like_input(torch.stack(parts, 1).view(t.dtype), img)
+
+    def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict):
+        """``resample(self.take(img), z, yx, "nearest")`` as one gather from ``img`` (no frame copy).
+
+        ``img`` (C, Z, Y, X); ``z`` (Zo,) sections of the mapped frame; ``yx`` (Yo, Xo, 2) positions in
+        it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once)."""
+        t = as_torch(img)
+        depth, height, width = t.shape[1:]
+        key = (depth, height, width, t.device)
+        if key not in cache:
+            sources = self.sources if self.sources is not None else tuple(range(depth))
+            origins = self.origins if self.sources is not None else ((0, 0),) * depth
+            h, w = self.size if self.sources is not None else (height, width)
+            zi = torch.floor(z.to(t.device) + 0.5).long()
+            if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= len(sources)):
+                raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {len(sources)})")
+            yx = yx.to(t.device)
+            iy = torch.floor(yx[..., 0] + 0.5).long()
+            ix = torch.floor(yx[..., 1] + 0.5).long()
+            inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
+            flat = (iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)).reshape(1, -1)
+            src = torch.tensor(sources, device=t.device)[zi]
+            org = torch.tensor(origins, device=t.device).reshape(-1, 2)[zi]
+            base = src * (height * width) + org[:, 0] * width + org[:, 1]
+            cache[key] = (flat + base[:, None]).reshape(1, -1), inside, len(zi)
+        flat, inside, n = cache[key]
+        channels = t.shape[0]
+        out = torch.gather(signed_view(t).reshape(channels, -1), 1, flat.expand(channels, -1))
+        out = out.view(channels, n, -1)
+        if not bool(inside.all()):
+            out.masked_fill_(~inside, 0)
+        return like_input(out.view(t.dtype).reshape(channels, n, *yx.shape[:2]), img)
+
+
+# ------------------------------------------------------------------------------------ a fused step
+
+
+def _record(out, calls: Sequence[tuple[Any, Any, tuple[int, ...]]]):
+    """``out`` with each ``(transform, params, input shape)`` call recorded, in order (MetaTensor only)."""
+    for t, params, shape in calls:
+        out = t.track(out, params, shape)
+    return out
+
+
+def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> dict:
+    d = dict(data)
+    head = step.points[0]
+    keys = [k for k in head.keys if k in d]
+    if not keys:
+        if not head.allow_missing_keys:
+            list(head.key_iterator(d))  # MONAI's missing-key error
+        return crop(d) if step.cropped else d
+    shape = spatial_shape_of(d, keys)
+    # every draw in list order, as running the members one by one
+    sections = []
+    for t in step.sections:
+        params = t.sample(shape)
+        sections.append((t, params, shape))
+        shape = shape if params is None else t.transform.output_shape(params, shape)
+    live = []
+    for t in step.windowed:
+        if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
+            params = t.sample(shape)
+            live += [(t, params)] if params is not None else []
+    drawn = [t.sample(shape) for t in step.points]
+
+    smap, pending = SectionMap(), []  # pending: composed section calls, recorded on the outputs
+    for t, params, in_shape in sections:
+        parts = None if params is None else t.transform.section_map(params, in_shape)
+        if params is not None and parts is None:  # this draw is no section map: apply it here
+            mode_of = dict(zip(t.keys, t.mode, strict=True))
+            for key in keys:
+                img = _record(smap.take(d[key]), pending)
+                d[key] = t.apply_key(img, params, t.key_mode(key, img, mode_of[key]))
+            smap, pending = SectionMap(), []
+            continue
+        if parts is not None:
+            smap = smap.then(*parts)
+        pending.append((t, params, in_shape))
+
+    z, yx = identity_points(shape)
+    start = (0,) * len(shape)
+    if step.cropped:
+        start = crop.window(keys[0], (0, *shape))
+        size = crop.size
+        if len(shape) == 3:
+            z = z[start[0] : start[0] + size[0]]
+        yx = yx[start[-2] : start[-2] + size[-2], start[-1] : start[-1] + size[-1]]
+    identity = True
+    for t, params in zip(reversed(step.points), reversed(drawn), strict=True):
+        if params is not None:
+            z, yx = t.transform.source_points(params, shape, z, yx)
+            identity = False
+    mode_of = dict(zip(head.keys, head.mode, strict=True))
+    mover = next((t for t in step.points if t.transform.geometric), head)  # flips alone move voxels exactly
+    cache: dict = {}  # nearest indices shared by the label and mask keys
+    for key in keys:
+        img = d[key]
+        jobs = [(t, p) for t, p in live if key in t.keys]
+        mode = mover.key_mode(key, img, mode_of[key])
+        if not jobs and not identity and mode == "nearest" and z is not None and img.ndim == 4:
+            out = smap.sample_nearest(img, z, yx, cache)
+        else:
+            out = _read(
+                smap.take(img), jobs, z, yx, identity, mode, start, crop.size if step.cropped else None
+            )
+        out = _record(out, pending)
+        for t, params in zip(step.points, drawn, strict=True):  # metadata as if run one by one
+            out = t.track(out, params, shape)
+        d[key] = crop.record(out, start, shape) if step.cropped else out
+    if step.cropped:
+        d = crop(d, done=keys)  # any other array key (not in the step) gets the plain centre crop
+    return d
+
+
+def _read(img, jobs, z, yx, identity: bool, mode: str, start, size):
+    """One key through the point map ``(z, yx)``, with the image ``jobs`` applied on the window it reads."""
+    if jobs:
+        return _windowed(img, jobs, z, yx, identity, mode)
+    if identity and size is not None:
+        window = (slice(None), *(slice(s, s + n) for s, n in zip(start, size, strict=True)))
+        return like_input(as_torch(img)[window], img)
+    if not identity:
+        return resample(img, z, yx, mode)
+    return like_input(as_torch(img), img)
+
+
+def _windowed(img, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str):
+    """``jobs`` (deferred image-only transforms) applied to the part of ``img`` that the points
+    ``(z, yx)`` read, then that part resampled: equal to applying them to all of ``img`` first, as
+    a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
+    t = as_torch(img)
+    if z is not None and t.ndim == 4:
+        zi = torch.floor(z + 0.5).long()
+        z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, t.shape[1])
+    else:
+        z0, z1 = 0, 1
+    (r0, r1), (c0, c1) = read_window(yx, t.shape[-2:])
+    if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
+        z0, r0, c0 = 0, 0, 0
+        z1, r1, c1 = (t.shape[1] if t.ndim == 4 else 1), t.shape[-2], t.shape[-1]
+    window = t[:, z0:z1, r0:r1, c0:c1] if t.ndim == 4 else t[:, r0:r1, c0:c1]
+    start = (z0, r0, c0) if t.ndim == 4 else (r0, c0)
+    for job, params in jobs:
+        window = job.transform.apply_window(window, params, "bilinear", start, t)
+    if identity:  # the points are the window's own pixels (the crop): no resampling
+        lead = (slice(None), slice(0, len(z))) if t.ndim == 4 else (slice(None),)
+        return like_input(window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))], img)
+    shift = torch.tensor([r0, c0], dtype=yx.dtype)
+    out = resample(window, None if z is None or t.ndim != 4 else z - z0, yx - shift, mode)
+    return like_input(as_torch(out), img)

@@ -68,7 +68,10 @@ __all__ = [
 # What a transform can contribute to EMAugmentor's one-pass fusion (transforms/fusion.py plans from these):
 #: a point map ``source_points(params, shape, z, yx) -> (z, yx)`` shared by every section
 POINTS = "points"
-#: a section map ``section_map(params, shape) -> (sources, origins, size) | None`` (None: apply directly)
+#: a section map ``section_map(params, shape) -> (sources, origins, size, angles) | None`` (None: apply
+#: directly): output section k is input section ``sources[k]``, turned by ``angles[k]`` degrees about its
+#: centre as ``resample.rotate_xy`` does (``angles`` None: no turns; only nearest keys compose a turn),
+#: then cut at ``origins[k]`` (y, x) to ``size``
 SECTIONS = "sections"
 #: a pointwise image operation ``apply_window(window, params, mode, start, full)`` on any window
 WINDOW = "window"

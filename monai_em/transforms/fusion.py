@@ -21,6 +21,7 @@ nearest gather straight from the input, images through the window their crop rea
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +40,7 @@ from .base import (
     signed_view,
     spatial_shape_of,
 )
-from .resample import identity_points, read_window, resample
+from .resample import identity_points, read_window, resample, rotate_xy
 
 __all__ = ["FusedStep", "SectionMap", "plan", "run_plan"]
 
@@ -129,22 +130,28 @@ def run_plan(steps: Sequence[Any], data: Any, crop: Any, compose: Any) -> Any:
 
 @dataclass(frozen=True)
 class SectionMap:
-    """Where each section of a (C, Z, Y, X) frame comes from: input section ``sources[k]`` cut at
-    ``origins[k]`` (y, x) to ``size`` (Y, X). ``None`` sources: the identity (any shape)."""
+    """Where each section of a (C, Z, Y, X) frame comes from: input section ``sources[k]``, turned by
+    ``angles[k]`` degrees (None: not turned; as ``rotate_xy`` with nearest), cut at ``origins[k]``
+    (y, x) to ``size`` (Y, X). ``None`` sources: the identity (any shape)."""
 
     sources: tuple[int, ...] | None = None
     origins: tuple[tuple[int, int], ...] = ()
     size: tuple[int, int] = (0, 0)
+    angles: tuple[float | None, ...] | None = None
 
-    def then(self, sources: Sequence[int], origins: Sequence[tuple[int, int]], size: Sequence[int]):
-        """This map followed by a transform's map (its sections and cuts in this map's frame)."""
+    def then(self, sources, origins, size, angles=None) -> SectionMap:
+        """This map followed by a transform's map (its sections and cuts in this map's frame; turns
+        only after the identity)."""
         if self.sources is None:
-            return SectionMap(tuple(sources), tuple(tuple(o) for o in origins), tuple(size))  # type: ignore[arg-type]
+            return SectionMap(tuple(sources), tuple(tuple(o) for o in origins), tuple(size), angles)
+        if angles is not None:
+            raise ValueError("a section turn composes only as the first section map")
         composed = tuple(
             (self.origins[s][0] + o[0], self.origins[s][1] + o[1])
             for s, o in zip(sources, origins, strict=True)
         )
-        return SectionMap(tuple(self.sources[s] for s in sources), composed, tuple(size))  # type: ignore[arg-type]
+        turns = None if self.angles is None else tuple(self.angles[s] for s in sources)
+        return SectionMap(tuple(self.sources[s] for s in sources), composed, tuple(size), turns)
 
     def take(self, img):
         """The mapped frame of ``img`` (a view when it is one cut of consecutive sections, else one copy)."""
@@ -153,10 +160,18 @@ class SectionMap:
         t = as_torch(img)
         (h, w), (oy, ox) = self.size, self.origins[0]
         first, n = self.sources[0], len(self.sources)
-        if self.sources == tuple(range(first, first + n)) and len(set(self.origins)) == 1:
+        if (
+            self.angles is None
+            and self.sources == tuple(range(first, first + n))
+            and len(set(self.origins)) == 1
+        ):
             return like_input(t[:, first : first + n, oy : oy + h, ox : ox + w], img)
         s = signed_view(t)
-        parts = [s[:, z, y : y + h, x : x + w] for z, (y, x) in zip(self.sources, self.origins, strict=True)]
+        angles = self.angles or (None,) * n
+        parts = []
+        for z, (y, x), angle in zip(self.sources, self.origins, angles, strict=True):
+            section = s[:, z] if angle is None else rotate_xy(s[:, z], angle, "nearest")
+            parts.append(section[:, y : y + h, x : x + w])
         return like_input(torch.stack(parts, 1).view(t.dtype), img)
 
     def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict):
@@ -166,30 +181,51 @@ class SectionMap:
         it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once)."""
         t = as_torch(img)
         depth, height, width = t.shape[1:]
-        key = (depth, height, width, t.device)
+        key = (self, depth, height, width, t.device)
         if key not in cache:
-            sources = self.sources if self.sources is not None else tuple(range(depth))
-            origins = self.origins if self.sources is not None else ((0, 0),) * depth
-            h, w = self.size if self.sources is not None else (height, width)
-            zi = torch.floor(z.to(t.device) + 0.5).long()
-            if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= len(sources)):
-                raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {len(sources)})")
-            yx = yx.to(t.device)
-            iy = torch.floor(yx[..., 0] + 0.5).long()
-            ix = torch.floor(yx[..., 1] + 0.5).long()
-            inside = ((iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)).reshape(1, -1)
-            flat = (iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)).reshape(1, -1)
-            src = torch.tensor(sources, device=t.device)[zi]
-            org = torch.tensor(origins, device=t.device).reshape(-1, 2)[zi]
-            base = src * (height * width) + org[:, 0] * width + org[:, 1]
-            cache[key] = (flat + base[:, None]).reshape(1, -1), inside, len(zi)
+            cache[key] = self._indices(z.to(t.device), yx.to(t.device), depth, height, width)
         flat, inside, n = cache[key]
         channels = t.shape[0]
         out = torch.gather(signed_view(t).reshape(channels, -1), 1, flat.expand(channels, -1))
-        out = out.view(channels, n, -1)
-        if not bool(inside.all()):
+        if inside is not None:
             out.masked_fill_(~inside, 0)
         return like_input(out.view(t.dtype).reshape(channels, n, *yx.shape[:2]), img)
+
+    def _indices(self, z, yx, depth: int, height: int, width: int):
+        """Flat indices (1, Zo * Yo * Xo) into a (depth, height, width) input and where they fall inside."""
+        identity = self.sources is None
+        sources = tuple(range(depth)) if identity else self.sources
+        origins = ((0, 0),) * depth if identity else self.origins
+        h, w = (height, width) if identity else self.size
+        zi = torch.floor(z + 0.5).long()
+        if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= len(sources)):
+            raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {len(sources)})")
+        iy = torch.floor(yx[..., 0] + 0.5).long()
+        ix = torch.floor(yx[..., 1] + 0.5).long()
+        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        flat = iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)
+        src = torch.tensor(sources, device=z.device)[zi]
+        org = torch.tensor(origins, device=z.device).reshape(-1, 2)[zi]
+        base = src * (height * width) + org[:, 0] * width + org[:, 1]
+        flat = flat.reshape(1, -1) + base[:, None]  # (Zo, Yo * Xo)
+        inside = inside.reshape(1, -1).expand(len(zi), -1)
+        turned = [] if self.angles is None else [(k, self.angles[int(s)]) for k, s in enumerate(zi.tolist())]
+        turned = [(k, a) for k, a in turned if a is not None]
+        if turned:
+            inside = inside.clone()
+            cy, cx = (height - 1) / 2, (width - 1) / 2
+            for k, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
+                cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+                my = iy.reshape(-1) + int(org[k, 0])
+                mx = ix.reshape(-1) + int(org[k, 1])
+                dy, dx = my.float().sub_(cy), mx.float().sub_(cx)
+                qy = (dy * cos - dx * sin + cy).round_()
+                qx = (dy * sin + dx * cos + cx).round_()
+                inside[k] &= (qy >= 0) & (qy < height) & (qx >= 0) & (qx < width)
+                qy, qx = qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1)
+                flat[k] = int(src[k]) * (height * width) + qy * width + qx
+        inside = inside.reshape(1, -1)
+        return flat.reshape(1, -1), None if bool(inside.all()) else inside, len(zi)
 
 
 # ------------------------------------------------------------------------------------ a fused step
@@ -224,19 +260,26 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
             live += [(t, params)] if params is not None else []
     drawn = [t.sample(shape) for t in step.points]
 
-    smap, pending = SectionMap(), []  # pending: composed section calls, recorded on the outputs
+    # per key: the composed section map over its array and the composed calls, recorded on its output
+    smap = {key: SectionMap() for key in keys}
+    pending: dict[Hashable, list] = {key: [] for key in keys}
     for t, params, in_shape in sections:
         parts = None if params is None else t.transform.section_map(params, in_shape)
-        if params is not None and parts is None:  # this draw is no section map: apply it here
-            mode_of = dict(zip(t.keys, t.mode, strict=True))
-            for key in keys:
-                img = _record(smap.take(d[key]), pending)
+        mode_of = dict(zip(t.keys, t.mode, strict=True))
+        for key in keys:
+            turned = parts is not None and parts[3] is not None
+            if parts is None and params is None:
+                pending[key].append((t, params, in_shape))
+            elif parts is None or (
+                turned
+                and (smap[key].sources is not None or t.key_mode(key, d[key], mode_of[key]) != "nearest")
+            ):  # no map for this key (an interpolated turn, or after other maps): apply it here
+                img = _record(smap[key].take(d[key]), pending[key])
                 d[key] = t.apply_key(img, params, t.key_mode(key, img, mode_of[key]))
-            smap, pending = SectionMap(), []
-            continue
-        if parts is not None:
-            smap = smap.then(*parts)
-        pending.append((t, params, in_shape))
+                smap[key], pending[key] = SectionMap(), []
+            else:
+                smap[key] = smap[key].then(*parts)
+                pending[key].append((t, params, in_shape))
 
     z, yx = identity_points(shape)
     start = (0,) * len(shape)
@@ -259,12 +302,11 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
         jobs = [(t, p) for t, p in live if key in t.keys]
         mode = mover.key_mode(key, img, mode_of[key])
         if not jobs and not identity and mode == "nearest" and z is not None and img.ndim == 4:
-            out = smap.sample_nearest(img, z, yx, cache)
+            out = smap[key].sample_nearest(img, z, yx, cache)
         else:
-            out = _read(
-                smap.take(img), jobs, z, yx, identity, mode, start, crop.size if step.cropped else None
-            )
-        out = _record(out, pending)
+            window = crop.size if step.cropped else None
+            out = _read(smap[key].take(img), jobs, z, yx, identity, mode, start, window)
+        out = _record(out, pending[key])
         for t, params in zip(step.points, drawn, strict=True):  # metadata as if run one by one
             out = t.track(out, params, shape)
         d[key] = crop.record(out, start, shape) if step.cropped else out

@@ -134,15 +134,16 @@ class RandMisAlignment(RandEMTransform):
         return depth, height - params.displacement, width - params.displacement
 
     def section_map(self, params: MisAlignmentParams, spatial_shape: tuple[int, ...]):
-        """Translation: ``(sources, origins, size)``, output section k is input section ``sources[k]``
-        cut at ``origins[k]`` (y, x) to ``size``; rotation: ``None`` (it interpolates: apply it)."""
-        if params.rotate:
-            return None
+        """``(sources, origins, size, angles)``: translation cuts every section at ``start0`` and the
+        moved ones at ``start1``; rotation turns the moved ones by ``angle`` (see ``base.SECTIONS``)."""
         depth, height, width = spatial_shape
         i, j = params.section, params.section + 1 if params.slip else depth
+        if params.rotate:
+            angles = tuple(params.angle if i <= z < j else None for z in range(depth))
+            return tuple(range(depth)), ((0, 0),) * depth, (height, width), angles
         origins = tuple(params.start1 if i <= z < j else params.start0 for z in range(depth))
         d = params.displacement
-        return tuple(range(depth)), origins, (height - d, width - d)
+        return tuple(range(depth)), origins, (height - d, width - d), None
 
     def apply(self, img, params: MisAlignmentParams, mode: str):
         x, back = unsigned_as_signed(as_torch(img), exact=not params.rotate or mode == "nearest")
@@ -239,10 +240,10 @@ class RandMissingSection(RandEMTransform):
         return (spatial_shape[0] - len(params.sections), *spatial_shape[1:])
 
     def section_map(self, params: MissingSectionParams, spatial_shape: tuple[int, ...]):
-        """``(sources, origins, size)``: the kept sections, uncut."""
+        """``(sources, origins, size, angles)``: the kept sections, uncut and unturned."""
         gone = set(params.sections)
         keep = tuple(z for z in range(spatial_shape[0]) if z not in gone)
-        return keep, ((0, 0),) * len(keep), tuple(spatial_shape[1:])
+        return keep, ((0, 0),) * len(keep), tuple(spatial_shape[1:]), None
 
     def apply(self, img, params: MissingSectionParams, mode: str):
         x = as_torch(img)

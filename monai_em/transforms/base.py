@@ -409,6 +409,8 @@ class RandEMSpatialDictTransform(RandEMDictTransform, InvertibleTransform):
 
     def track(self, out, params: Any, spatial_shape: tuple[int, ...]):
         """``out`` with this call recorded (MetaTensor only; ``params`` None: a skipped call)."""
+        if not isinstance(out, MetaTensor) or not get_track_meta():
+            return out  # nothing to record: skip building the affine
         if params is None:
             return track_call(self, out, spatial_shape)
         affine = self.transform.index_affine(params, spatial_shape)

@@ -22,6 +22,7 @@ from .base import (
     keys_and_modes,
     like_input,
     shift_affine,
+    signed_view,
     track_call,
     translation,
     uncrop,
@@ -278,6 +279,37 @@ class EMAugmentor(Compose):
         for key in self.crop.crop_keys(d):
             check_axis_order(d[key], key)
         return run_plan(plan(self.transforms, self.crop), d, self.crop, self)
+
+    def augment_batch(self, batch: Mapping[Hashable, Any]) -> dict:
+        """A collated batch augmented where it lies (e.g. on the GPU), each sample with its own draws.
+
+        ``batch`` maps keys to ``(B, C, *sample_size)`` tensors (a DataLoader batch of crops moved to
+        the device, so the workers only crop); other entries (metadata lists, ...) pass through.
+        Sample ``b`` gets the draws of the ``b``-th per-sample call from the same RNG state, so a
+        seeded run matches calling the augmentor on each sample in turn. Returns those keys as plain
+        ``(B, C, *input_size)`` tensors on the batch's device, dtypes kept (a MetaTensor batch's
+        metadata is not carried: call per sample to track it). The samples run one after another
+        (every transform keeps the device; no kernel spans the batch).
+
+        Raises:
+            ValueError: naming the keys when none is a batch of the right rank or their batch sizes differ.
+        """
+        rank = len(self.input_size) + 2
+        arrays = {
+            k: v for k, v in batch.items() if isinstance(v, torch.Tensor | np.ndarray) and v.ndim == rank
+        }
+        sizes = {k: int(v.shape[0]) for k, v in arrays.items()}
+        if not arrays or len(set(sizes.values())) != 1:
+            raise ValueError(
+                f"augment_batch needs keys holding (B, C, {', '.join('ZYX'[-len(self.input_size) :])}) arrays "
+                f"of one batch size B; got batch sizes {sizes} among keys {list(batch)}"
+            )
+        outs = [self({k: v[b] for k, v in arrays.items()}) for b in range(next(iter(sizes.values())))]
+        out = dict(batch)
+        for key in arrays:
+            parts = [signed_view(as_torch(o[key])) for o in outs]
+            out[key] = torch.stack(parts).view(as_torch(outs[0][key]).dtype)
+        return out
 
 
 # --------------------------------------------------------------------------------- default list

@@ -114,3 +114,38 @@ def test_unfused_member_errors_name_the_transform():
     aug = EMAugmentor([Lambdad("image", boom), *default_em_transforms(TARGETS)], (4, 28, 28))
     with pytest.raises(RuntimeError, match="applying transform.*Lambdad"):
         aug(_data(aug.sample_size, 0))
+
+
+def _batch(aug, n, seed, device="cpu"):
+    samples = [_data(aug.sample_size, seed + b) for b in range(n)]
+    return samples, {k: torch.stack([s[k] for s in samples]).to(device) for k in TARGETS}
+
+
+def test_batch_path_gives_each_sample_the_per_sample_draws():
+    aug = EMAugmentor.from_targets((4, 28, 28), TARGETS)
+    samples, batch = _batch(aug, 3, 0)
+    batch["names"] = ["a", "b", "c"]
+    out = aug.set_random_state(5).augment_batch(batch)
+    aug.set_random_state(5)
+    expected = [aug(s) for s in samples]
+    assert out["names"] == ["a", "b", "c"]
+    for key in TARGETS:
+        assert out[key].shape == (3, 1, 4, 28, 28) and out[key].dtype == batch[key].dtype
+        for b in range(3):
+            np.testing.assert_allclose(out[key][b].numpy(), expected[b][key].numpy(), atol=1e-6)
+    assert not torch.equal(out["label"][0], out["label"][1])  # samples drew differently
+    with pytest.raises(ValueError, match=r"batch sizes \{'image': 3, 'label': 2\}"):
+        aug.augment_batch({"image": batch["image"], "label": batch["label"][:2]})
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batch_path_on_cuda_keeps_the_device_and_the_per_sample_draws():
+    aug = EMAugmentor.from_targets((4, 28, 28), TARGETS)
+    samples, batch = _batch(aug, 4, 1, "cuda")
+    out = aug.set_random_state(3).augment_batch(batch)
+    aug.set_random_state(3)
+    expected = [aug({k: v.cuda() for k, v in s.items()}) for s in samples]
+    for key in TARGETS:
+        assert out[key].device.type == "cuda" and out[key].dtype == batch[key].dtype
+        for b in range(4):
+            torch.testing.assert_close(out[key][b], torch.as_tensor(expected[b][key]), atol=1e-5, rtol=0)

@@ -1,13 +1,14 @@
 """PyTC's default augmentation pipeline on image + label + valid mask, one thread, against a memory copy and MONAI.
 
-    .venv/bin/python -m bench.augment [--samples 40] [--input 8 256 256] [--loader 64]
+    .venv/bin/python -m bench.augment [--samples 40] [--input 8 256 256] [--loader 64] [--batch 4 16 --device cuda]
 
 Reports ms per sample (mean over random draws, each transform with its own probability) of the full
 default pipeline built by ``EMAugmentor.from_targets`` (one pass, ``fuse=True``, against the
 reference that runs every member one by one, ``fuse=False``), a plain copy of the same data, each
 transform alone (prob 1), and MONAI built-ins doing the comparable geometric job; with ``--loader``,
 samples/s of a MONAI ``DataLoader`` running the one-pass augmentor in 1 and 2 worker processes
-(one torch thread each).
+(one torch thread each); with ``--batch``, ms per sample of ``EMAugmentor.augment_batch`` on
+collated batches on ``--device``.
 """
 
 from __future__ import annotations
@@ -95,6 +96,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-monai", action="store_true", help="skip the MONAI comparison")
     parser.add_argument("--pipeline-only", action="store_true", help="only the copy and full-pipeline rows")
     parser.add_argument("--loader", type=int, default=0, help="samples per DataLoader run (0: skip)")
+    parser.add_argument("--batch", type=int, nargs="*", default=(), help="batch sizes for augment_batch")
+    parser.add_argument("--device", default="cpu", help="device of the augment_batch rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     targets = dict(zip(KEYS, ("img", "mask", "mask"), strict=True))
@@ -118,6 +121,12 @@ def main(argv=None) -> dict:
     tracked = {k: MetaTensor(v) for k, v in data.items()}
     fused.set_random_state(0)
     results["pipeline, one pass, MetaTensor in (tracked)"] = _time(lambda: fused(tracked), args.samples)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    for size_b in args.batch:
+        batch = {k: v[None].expand(size_b, *v.shape).contiguous().to(args.device) for k, v in data.items()}
+        fused.set_random_state(0)
+        ms = _time(lambda batch=batch: (fused.augment_batch(batch), sync()), max(args.samples // size_b, 2))
+        results[f"augment_batch, batch {size_b}, {args.device} (per sample)"] = ms / size_b
     loader = {}
     for workers in (1, 2) if args.loader else ():
         loader[workers] = _loader_rate(fused, data, workers, args.loader)

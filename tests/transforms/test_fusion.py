@@ -149,3 +149,33 @@ def test_batch_path_on_cuda_keeps_the_device_and_the_per_sample_draws():
         assert out[key].device.type == "cuda" and out[key].dtype == batch[key].dtype
         for b in range(4):
             torch.testing.assert_close(out[key][b], torch.as_tensor(expected[b][key]), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("rotate", [True, False])
+def test_section_map_reads_what_the_section_transforms_write(rotate):
+    """A composed mis-alignment + missing-section map: its frame equals the two transforms applied in
+    turn, and its one gather equals resampling that frame (points partly outside it)."""
+    from monai_em.transforms.fusion import SectionMap
+    from monai_em.transforms.resample import resample
+    from monai_em.transforms.sections import (
+        MisAlignmentParams,
+        MissingSectionParams,
+        RandMisAlignment,
+        RandMissingSection,
+    )
+
+    rng = np.random.default_rng(int(rotate))
+    label = torch.from_numpy(rng.integers(2**40, 2**40 + 9, (2, 6, 30, 34)))
+    mis, lost = RandMisAlignment(displacement=6), RandMissingSection(num_sections=2)
+    p1 = MisAlignmentParams(2, False, rotate, 6, start0=(1, 4), start1=(5, 0), angle=17.0)
+    p2 = MissingSectionParams((1, 3))
+    shape1 = mis.output_shape(p1, (6, 30, 34))
+    expected = lost.apply(mis.apply(label, p1, "nearest"), p2, "nearest")
+    assert tuple(expected.shape[1:]) == lost.output_shape(p2, shape1)
+    smap = SectionMap().then(*mis.section_map(p1, (6, 30, 34))).then(*lost.section_map(p2, shape1))
+    assert torch.equal(smap.take(label), expected)
+    z = torch.tensor([3.0, 0.0, 2.0, 3.0])
+    yx = torch.from_numpy(rng.uniform(-3, 36, (9, 11, 2)).astype(np.float32))
+    got = smap.sample_nearest(label, z, yx, {})
+    assert torch.equal(got, resample(expected, z, yx, "nearest"))
+    assert (got == 0).any() and (got != 0).any()

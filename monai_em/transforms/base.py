@@ -73,7 +73,8 @@ POINTS = "points"
 #: centre as ``resample.rotate_xy`` does (``angles`` None: no turns; only nearest keys compose a turn),
 #: then cut at ``origins[k]`` (y, x) to ``size``
 SECTIONS = "sections"
-#: a pointwise image operation ``apply_window(window, params, mode, start, full)`` on any window
+#: a pointwise image operation ``apply_window(window, params, mode, start, section)`` on any window
+#: (``start``: its first (z,) y, x in the whole image; ``section(z)``: the whole image's section z)
 WINDOW = "window"
 #: as WINDOW, but reading whole sections of its own input (first of a window group only)
 SECTION_WINDOW = "section_window"

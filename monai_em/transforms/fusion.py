@@ -174,6 +174,30 @@ class SectionMap:
             parts.append(section[:, y : y + h, x : x + w])
         return like_input(torch.stack(parts, 1).view(t.dtype), img)
 
+    def frame_shape(self, img) -> tuple[int, ...]:
+        """The spatial shape of the mapped frame of ``img``."""
+        return tuple(img.shape[1:]) if self.sources is None else (len(self.sources), *self.size)
+
+    def section(self, img, k: int):
+        """Section ``k`` ``(C, Y, X)`` of the mapped frame of ``img`` (3D; a view unless turned)."""
+        t = as_torch(img)
+        if self.sources is None:
+            return t[:, k]
+        (h, w), (y, x), z = self.size, self.origins[k], self.sources[k]
+        angle = None if self.angles is None else self.angles[k]
+        whole = t[:, z] if angle is None else rotate_xy(signed_view(t[:, z]), angle, "nearest").view(t.dtype)
+        return whole[:, y : y + h, x : x + w]
+
+    def take_window(self, img, window: Sequence[tuple[int, int]]):
+        """``self.take(img)`` restricted to ``window`` (one (lo, hi) per spatial axis), copying only that part."""
+        t = as_torch(img)
+        cut = tuple(slice(lo, hi) for lo, hi in window)
+        if self.sources is None or t.ndim != 4:
+            return t[(slice(None), *cut)]
+        (z0, z1), rows, cols = window
+        parts = [signed_view(self.section(t, k))[:, cut[1], cut[2]] for k in range(z0, z1)]
+        return torch.stack(parts, 1).view(t.dtype)
+
     def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict):
         """``resample(self.take(img), z, yx, "nearest")`` as one gather from ``img`` (no frame copy).
 
@@ -305,7 +329,7 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
             out = smap[key].sample_nearest(img, z, yx, cache)
         else:
             window = crop.size if step.cropped else None
-            out = _read(smap[key].take(img), jobs, z, yx, identity, mode, start, window)
+            out = _read(img, smap[key], jobs, z, yx, identity, mode, start, window)
         out = _record(out, pending[key])
         for t, params in zip(step.points, drawn, strict=True):  # metadata as if run one by one
             out = t.track(out, params, shape)
@@ -315,10 +339,12 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
     return d
 
 
-def _read(img, jobs, z, yx, identity: bool, mode: str, start, size):
-    """One key through the point map ``(z, yx)``, with the image ``jobs`` applied on the window it reads."""
+def _read(img, smap: SectionMap, jobs, z, yx, identity: bool, mode: str, start, size):
+    """One key through the section map and the point map ``(z, yx)``, with the image ``jobs`` applied on
+    the window it reads."""
     if jobs:
-        return _windowed(img, jobs, z, yx, identity, mode)
+        return _windowed(img, smap, jobs, z, yx, identity, mode)
+    img = smap.take(img)
     if identity and size is not None:
         window = (slice(None), *(slice(s, s + n) for s, n in zip(start, size, strict=True)))
         return like_input(as_torch(img)[window], img)
@@ -327,27 +353,30 @@ def _read(img, jobs, z, yx, identity: bool, mode: str, start, size):
     return like_input(as_torch(img), img)
 
 
-def _windowed(img, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str):
-    """``jobs`` (deferred image-only transforms) applied to the part of ``img`` that the points
-    ``(z, yx)`` read, then that part resampled: equal to applying them to all of ``img`` first, as
+def _windowed(img, smap: SectionMap, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str):
+    """``jobs`` (deferred image-only transforms) applied to the part of ``img``'s mapped frame that the
+    points ``(z, yx)`` read, then that part resampled: equal to applying them to the whole frame first, as
     a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
-    t = as_torch(img)
-    if z is not None and t.ndim == 4:
+    frame = smap.frame_shape(img)
+    if z is not None and len(frame) == 3:
         zi = torch.floor(z + 0.5).long()
-        z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, t.shape[1])
+        z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, frame[0])
     else:
         z0, z1 = 0, 1
-    (r0, r1), (c0, c1) = read_window(yx, t.shape[-2:])
+    (r0, r1), (c0, c1) = read_window(yx, frame[-2:])
     if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
         z0, r0, c0 = 0, 0, 0
-        z1, r1, c1 = (t.shape[1] if t.ndim == 4 else 1), t.shape[-2], t.shape[-1]
-    window = t[:, z0:z1, r0:r1, c0:c1] if t.ndim == 4 else t[:, r0:r1, c0:c1]
-    start = (z0, r0, c0) if t.ndim == 4 else (r0, c0)
+        z1, r1, c1 = (frame[0] if len(frame) == 3 else 1), frame[-2], frame[-1]
+    three = len(frame) == 3
+    window = smap.take_window(img, ((z0, z1), (r0, r1), (c0, c1)) if three else ((r0, r1), (c0, c1)))
+    start = (z0, r0, c0) if three else (r0, c0)
+    t = as_torch(img)
+    section = (lambda k: smap.section(t, k)) if three else (lambda k: t)
     for job, params in jobs:
-        window = job.transform.apply_window(window, params, "bilinear", start, t)
+        window = job.transform.apply_window(window, params, "bilinear", start, section)
     if identity:  # the points are the window's own pixels (the crop): no resampling
-        lead = (slice(None), slice(0, len(z))) if t.ndim == 4 else (slice(None),)
+        lead = (slice(None), slice(0, len(z))) if three else (slice(None),)
         return like_input(window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))], img)
     shift = torch.tensor([r0, c0], dtype=yx.dtype)
-    out = resample(window, None if z is None or t.ndim != 4 else z - z0, yx - shift, mode)
+    out = resample(window, None if z is None or not three else z - z0, yx - shift, mode)
     return like_input(as_torch(out), img)

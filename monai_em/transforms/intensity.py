@@ -148,7 +148,7 @@ class RandGrayscale(RandEMTransform):
     def contribution(self) -> str:
         return WINDOW
 
-    def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], full=None):
+    def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], section=None):
         """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x): pointwise,
         so only the per-section draws need the window's first section."""
         if len(params.factors) > 1:

@@ -381,21 +381,24 @@ class RandMissingParts(RandEMTransform):
         return SECTION_WINDOW  # fills with whole-section means of its input
 
     def apply(self, img, params: MissingPartsParams, mode: str):
-        return self.apply_window(img, params, mode, (0,) * (as_torch(img).ndim - 1), img)
+        t = as_torch(img)
+        t4 = t if t.ndim == 4 else t.unsqueeze(1)
+        return self.apply_window(img, params, mode, (0,) * (t.ndim - 1), lambda z: t4[:, z])
 
-    def apply_window(self, img, params: MissingPartsParams, mode: str, start: tuple[int, ...], full):
-        """:meth:`apply` on the window ``img`` of ``full`` that begins at ``start`` ((z,) y, x): the bands
-        are placed and the section means taken in ``full``'s frame, so the window of ``apply(full)``
+    def apply_window(self, img, params: MissingPartsParams, mode: str, start: tuple[int, ...], section):
+        """:meth:`apply` on the window ``img`` of a larger image that begins at ``start`` ((z,) y, x);
+        ``section(z)`` gives that image's section z ``(C, Y, X)`` (2D: z = 0, the image). The bands are
+        placed and the section means taken in the whole section, so the window of ``apply(image)``
         equals ``apply_window(window)``."""
-        x, f = as_torch(img), as_torch(full)
+        x = as_torch(img)
         out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
-        f4 = f if f.ndim == 4 else f.unsqueeze(1)
         z0, y0, x0 = start if len(start) == 3 else (0, *start)
         depth, height, width = out.shape[1:]
-        shape = tuple(f4.shape[-2:])
         for z, vertical, begin, end in params.lines:
             if not z0 <= z < z0 + depth:
                 continue
+            whole = as_torch(section(z))
+            shape = tuple(whole.shape[-2:])
             band, lo, hi = _band_window(shape, vertical, begin, end, params.iterations, x.device)
             # the band's rows run along the line (y for a vertical line), its columns across it
             (a0, na), (b0, nb) = ((y0, height), (x0, width)) if vertical else ((x0, width), (y0, height))
@@ -404,10 +407,10 @@ class RandMissingParts(RandEMTransform):
                 continue
             band = band[a0 : a0 + na, c0 - lo : c1 - lo]
             # float sections are summed as they are (no float64 copy of the section); integers in float64
-            total = f4[:, z].sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
+            total = whole.sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
             fill = cast_back(total.double() / (shape[0] * shape[1]), x.dtype)
-            section = out[:, z - z0]
-            part = section[..., c0 - b0 : c1 - b0] if vertical else section[..., c0 - b0 : c1 - b0, :].mT
+            hit = out[:, z - z0]
+            part = hit[..., c0 - b0 : c1 - b0] if vertical else hit[..., c0 - b0 : c1 - b0, :].mT
             for c in range(part.shape[0]):
                 _fill(part[c], band, fill[c])
         return like_input(out if x.ndim == 4 else out[:, 0], img)

@@ -208,15 +208,16 @@ class SectionMap:
         key = (self, depth, height, width, t.device)
         if key not in cache:
             cache[key] = self._indices(z.to(t.device), yx.to(t.device), depth, height, width)
-        flat, inside, n = cache[key]
+        flat, outside, n = cache[key]
         channels = t.shape[0]
         out = torch.gather(signed_view(t).reshape(channels, -1), 1, flat.expand(channels, -1))
-        if inside is not None:
-            out.masked_fill_(~inside, 0)
+        if outside is not None:
+            out.view(channels, n, -1).masked_fill_(outside, 0)
         return like_input(out.view(t.dtype).reshape(channels, n, *yx.shape[:2]), img)
 
     def _indices(self, z, yx, depth: int, height: int, width: int):
-        """Flat indices (1, Zo * Yo * Xo) into a (depth, height, width) input and where they fall inside."""
+        """Flat indices (1, Zo * Yo * Xo) into a (depth, height, width) input, and the points outside the
+        mapped frame or the input (a mask broadcasting to (1, Zo, Yo * Xo); None when all are inside)."""
         identity = self.sources is None
         sources = tuple(range(depth)) if identity else self.sources
         origins = ((0, 0),) * depth if identity else self.origins
@@ -226,30 +227,27 @@ class SectionMap:
             raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {len(sources)})")
         iy = torch.floor(yx[..., 0] + 0.5).long()
         ix = torch.floor(yx[..., 1] + 0.5).long()
-        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
         flat = iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)
-        src = torch.tensor(sources, device=z.device)[zi]
-        org = torch.tensor(origins, device=z.device).reshape(-1, 2)[zi]
-        base = src * (height * width) + org[:, 0] * width + org[:, 1]
-        flat = flat.reshape(1, -1) + base[:, None]  # (Zo, Yo * Xo)
-        inside = inside.reshape(1, -1).expand(len(zi), -1)
-        turned = [] if self.angles is None else [(k, self.angles[int(s)]) for k, s in enumerate(zi.tolist())]
-        turned = [(k, a) for k, a in turned if a is not None]
+        zs = zi.tolist()
+        base = [sources[k] * (height * width) + origins[k][0] * width + origins[k][1] for k in zs]
+        flat = flat.reshape(1, -1) + torch.tensor(base, device=z.device)[:, None]  # (Zo, Yo * Xo)
+        turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
+        turned = [(n, a) for n, a in turned if a is not None]
         if turned:
-            inside = inside.clone()
+            outside = outside.expand(1, len(zs), -1).clone()
             cy, cx = (height - 1) / 2, (width - 1) / 2
-            for k, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
+            for n, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
                 cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-                my = iy.reshape(-1) + int(org[k, 0])
-                mx = ix.reshape(-1) + int(org[k, 1])
-                dy, dx = my.float().sub_(cy), mx.float().sub_(cx)
+                (oy, ox), source = origins[zs[n]], sources[zs[n]]
+                dy = (iy.reshape(-1) + oy).float().sub_(cy)
+                dx = (ix.reshape(-1) + ox).float().sub_(cx)
                 qy = (dy * cos - dx * sin + cy).round_()
                 qx = (dy * sin + dx * cos + cx).round_()
-                inside[k] &= (qy >= 0) & (qy < height) & (qx >= 0) & (qx < width)
+                outside[0, n] |= (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
                 qy, qx = qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1)
-                flat[k] = int(src[k]) * (height * width) + qy * width + qx
-        inside = inside.reshape(1, -1)
-        return flat.reshape(1, -1), None if bool(inside.all()) else inside, len(zi)
+                flat[n] = source * (height * width) + qy * width + qx
+        return flat.reshape(1, -1), outside if bool(outside.any()) else None, len(zs)
 
 
 # ------------------------------------------------------------------------------------ a fused step

@@ -176,11 +176,13 @@ class EMAugmentor(Compose):
     ``sample_size`` is what the dataset must crop so that every transform has the context it needs
     (:func:`plan_sample_size`). A call runs ``transforms`` in list order, centre-crops every key to
     ``input_size`` (margin ``(size - input_size) // 2``) and optionally smooths label edges. With
-    ``fuse=True`` a run of consecutive monai_em spatial transforms (rescale, flip/transpose,
-    rotate, section elastic) on the same keys is applied as ONE resampling of their chained point
-    maps, computed only inside the final crop: same draws, same geometry, far less work (images
-    are interpolated once instead of once per transform; a shrinking rescale inside a fused run
-    is plain bilinear instead of anti-aliased). ``set_random_state`` reaches every inner transform
+    ``fuse=True`` the members run as planned by :mod:`~monai_em.transforms.fusion` from what each
+    declares (``contribution()``): section maps (mis-alignment, missing sections), window
+    operations (missing parts, grayscale) and point maps (elastic, flip/transpose, rescale,
+    rotate) before the crop become ONE pass that reads each key once, inside the final crop:
+    same draws, same geometry, far less work (images are interpolated once instead of once per
+    transform; a shrinking rescale in the pass is plain bilinear instead of anti-aliased); other
+    members run through MONAI's ``apply_transform``. ``set_random_state`` reaches every inner transform
     (MONAI ``Compose`` reseeds each member), so DataLoader workers draw differently.
 
     A call keeps its draws in the call and touches no process-global state, so one augmentor can
@@ -197,7 +199,7 @@ class EMAugmentor(Compose):
         smooth_labels: apply :func:`smooth_label_edges` to ``label_keys`` after the crop (default False).
         label_keys: keys smoothed by ``smooth_labels`` (default ``("label",)``).
         crop_keys: keys to crop; default every array with ``len(input_size) + 1`` axes.
-        fuse: fuse runs of spatial transforms (default True).
+        fuse: run the members as one planned pass (default True); False runs them one by one.
 
     Example:
         >>> aug = EMAugmentor.from_targets((8, 64, 64), {"image": "img", "label": "mask"})

@@ -272,6 +272,7 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
     # every draw in list order, as running the members one by one
     sections = []
     for t in step.sections:
+        list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
         params = t.sample(shape)
         sections.append((t, params, shape))
         shape = shape if params is None else t.transform.output_shape(params, shape)

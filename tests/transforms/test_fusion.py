@@ -179,3 +179,14 @@ def test_section_map_reads_what_the_section_transforms_write(rotate):
     got = smap.sample_nearest(label, z, yx, {})
     assert torch.equal(got, resample(expected, z, yx, "nearest"))
     assert (got == 0).any() and (got != 0).any()
+
+
+def test_a_section_member_without_allow_missing_keys_still_raises_in_the_pass():
+    ts = default_em_transforms(TARGETS)
+    for t in ts[-SPATIAL:]:
+        t.allow_missing_keys = True  # the point maps would skip a missing key; mis-alignment must not
+    aug = EMAugmentor(ts, (4, 28, 28))
+    data = _data(aug.sample_size, 0)
+    del data["valid_mask"]
+    with pytest.raises(KeyError, match="valid_mask"):
+        aug(data)

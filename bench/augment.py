@@ -1,10 +1,14 @@
 """PyTC's default augmentation pipeline on image + label + valid mask, one thread, against a memory copy and MONAI.
 
-    .venv/bin/python -m bench.augment [--samples 40] [--input 8 256 256]
+    .venv/bin/python -m bench.augment [--samples 40] [--input 8 256 256] [--loader 64] [--batch 4 16 --device cuda]
 
 Reports ms per sample (mean over random draws, each transform with its own probability) of the full
-default pipeline built by ``EMAugmentor.from_targets`` (fused and unfused), a plain copy of the
-same data, each transform alone (prob 1), and MONAI built-ins doing the comparable geometric job.
+default pipeline built by ``EMAugmentor.from_targets`` (one pass, ``fuse=True``, against the
+reference that runs every member one by one, ``fuse=False``), a plain copy of the same data, each
+transform alone (prob 1), and MONAI built-ins doing the comparable geometric job; with ``--loader``,
+samples/s of a MONAI ``DataLoader`` running the one-pass augmentor in 1 and 2 worker processes
+(one torch thread each); with ``--batch``, ms per sample of ``EMAugmentor.augment_batch`` on
+collated batches on ``--device``.
 """
 
 from __future__ import annotations
@@ -32,6 +36,28 @@ def _time(fn, samples: int, repeats: int = 3) -> float:
             fn()
         rounds.append((time.perf_counter() - t0) / samples * 1000)
     return float(np.median(rounds))
+
+
+def _one_thread(worker_id: int) -> None:
+    torch.set_num_threads(1)
+
+
+def _loader_rate(aug, data: dict, workers: int, samples: int) -> float:
+    """Samples/s of a MONAI DataLoader (batch 1) over ``samples`` copies of ``data`` through ``aug``,
+    timed from the first batch on (worker start-up left out)."""
+    from monai.data import DataLoader, Dataset
+
+    loader = DataLoader(
+        Dataset([data] * (samples + 1), transform=aug),
+        batch_size=1,
+        num_workers=workers,
+        worker_init_fn=_one_thread,
+    )
+    it = iter(loader)
+    next(it)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in it)
+    return n / (time.perf_counter() - t0)
 
 
 def _data(size) -> dict:
@@ -69,6 +95,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--input", type=int, nargs=3, default=(8, 256, 256))
     parser.add_argument("--no-monai", action="store_true", help="skip the MONAI comparison")
     parser.add_argument("--pipeline-only", action="store_true", help="only the copy and full-pipeline rows")
+    parser.add_argument("--loader", type=int, default=0, help="samples per DataLoader run (0: skip)")
+    parser.add_argument("--batch", type=int, nargs="*", default=(), help="batch sizes for augment_batch")
+    parser.add_argument("--device", default="cpu", help="device of the augment_batch rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     targets = dict(zip(KEYS, ("img", "mask", "mask"), strict=True))
@@ -82,15 +111,27 @@ def main(argv=None) -> dict:
     )
     results: dict[str, float] = {}
     results["memory copy"] = _time(lambda: {k: v.clone() for k, v in data.items()}, args.samples)
-    for name, aug in (("pipeline, fused", fused), ("pipeline, unfused", plain)):
+    for name, aug in (
+        ("pipeline, one pass (fuse=True)", fused),
+        ("pipeline, one by one (fuse=False)", plain),
+    ):
         aug.set_random_state(0)
         results[name] = _time(lambda aug=aug: aug(data), args.samples)
     # MetaTensor input: the same run plus the affine and applied-operations record of every transform
     tracked = {k: MetaTensor(v) for k, v in data.items()}
     fused.set_random_state(0)
-    results["pipeline, fused, MetaTensor in (tracked)"] = _time(lambda: fused(tracked), args.samples)
+    results["pipeline, one pass, MetaTensor in (tracked)"] = _time(lambda: fused(tracked), args.samples)
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
+    for size_b in args.batch:
+        batch = {k: v[None].expand(size_b, *v.shape).contiguous().to(args.device) for k, v in data.items()}
+        fused.set_random_state(0)
+        ms = _time(lambda batch=batch: (fused.augment_batch(batch), sync()), max(args.samples // size_b, 2))
+        results[f"augment_batch, batch {size_b}, {args.device} (per sample)"] = ms / size_b
+    loader = {}
+    for workers in (1, 2) if args.loader else ():
+        loader[workers] = _loader_rate(fused, data, workers, args.loader)
     if args.pipeline_only:
-        return _report(results)
+        return _report(results, loader)
     tail = default_em_transforms(targets)[-4:]  # elastic, flip, rescale, rotate: one fused resampling
     tail_data = {k: v[:, :8, 8:-8, 8:-8].contiguous() for k, v in data.items()}  # after mis-alignment
     for name, fuse in (("spatial tail + crop, fused", True), ("spatial tail + crop, unfused", False)):
@@ -107,13 +148,17 @@ def main(argv=None) -> dict:
         for name, t in _monai_geometric(size).items():
             t.set_random_state(0)
             results[f"  MONAI {name}"] = _time(lambda t=t: t(data), 3, repeats=1)
-    return _report(results)
+    return _report(results, loader)
 
 
-def _report(results: dict[str, float]) -> dict[str, float]:
+def _report(results: dict[str, float], loader: dict[int, float]) -> dict[str, float]:
     copy = results["memory copy"]
     for name, ms in results.items():
         print(f"{name:45s} {ms:9.2f} ms/sample   {ms / copy:7.1f}x copy")
+    speedup = results["pipeline, one by one (fuse=False)"] / results["pipeline, one pass (fuse=True)"]
+    print(f"{'one pass vs one by one (same run)':45s} {speedup:9.2f}x")
+    for workers, rate in loader.items():
+        print(f"{f'DataLoader, {workers} worker(s), one pass':45s} {rate:9.1f} samples/s")
     return results
 
 

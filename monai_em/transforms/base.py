@@ -39,6 +39,10 @@ from monai.utils import TraceKeys, convert_to_dst_type, convert_to_tensor
 from monai.utils.enums import TransformBackends
 
 __all__ = [
+    "POINTS",
+    "SECTIONS",
+    "SECTION_WINDOW",
+    "WINDOW",
     "Margin",
     "RandEMDictTransform",
     "RandEMSpatialDictTransform",
@@ -60,6 +64,20 @@ __all__ = [
     "uncrop",
     "unsigned_as_signed",
 ]
+
+# What a transform can contribute to EMAugmentor's one-pass fusion (transforms/fusion.py plans from these):
+#: a point map ``source_points(params, shape, z, yx) -> (z, yx)`` shared by every section
+POINTS = "points"
+#: a section map ``section_map(params, shape) -> (sources, origins, size, angles) | None`` (None: apply
+#: directly): output section k is input section ``sources[k]``, turned by ``angles[k]`` degrees about its
+#: centre as ``resample.rotate_xy`` does (``angles`` None: no turns; only nearest keys compose a turn),
+#: then cut at ``origins[k]`` (y, x) to ``size``
+SECTIONS = "sections"
+#: a pointwise image operation ``apply_window(window, params, mode, start, section)`` on any window
+#: (``start``: its first (z,) y, x in the whole image; ``section(z)``: the whole image's section z)
+WINDOW = "window"
+#: as WINDOW, but reading whole sections of its own input (first of a window group only)
+SECTION_WINDOW = "section_window"
 
 # interpolation for the two PyTC target types: images are resampled, masks/labels are moved
 TARGET_MODES = {"img": "bilinear", "mask": "nearest"}
@@ -222,6 +240,15 @@ class RandEMTransform(_LastDraw, RandomizableTransform):
         """Context needed around the output (identity for non-geometric transforms)."""
         return Margin()
 
+    def contribution(self) -> str | None:
+        """What this transform can contribute to a fused pass: :data:`POINTS`, :data:`SECTIONS`,
+        :data:`WINDOW`, :data:`SECTION_WINDOW`, or ``None`` (it runs on its own, as in ``Compose``)."""
+        return None
+
+    def output_shape(self, params: Any, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The spatial shape ``apply(img, params)`` returns for input ``spatial_shape`` (kept by default)."""
+        return tuple(spatial_shape)
+
     def draw(self, spatial_shape: tuple[int, ...]) -> Any:
         raise NotImplementedError
 
@@ -336,6 +363,10 @@ class RandEMDictTransform(_LastDraw, RandomizableTransform, MapTransform):
     def margin(self) -> Margin:
         return self.transform.margin()
 
+    def contribution(self) -> str | None:
+        """What the inner transform contributes to a fused pass (see :meth:`RandEMTransform.contribution`)."""
+        return self.transform.contribution()
+
     def sample(self, spatial_shape: tuple[int, ...]) -> Any:
         """One call's draw for every key: this wrapper's ``prob`` coin, then the inner ``draw``."""
         params = self.transform.draw(tuple(spatial_shape)) if self.R.rand() < self.prob else None
@@ -379,6 +410,8 @@ class RandEMSpatialDictTransform(RandEMDictTransform, InvertibleTransform):
 
     def track(self, out, params: Any, spatial_shape: tuple[int, ...]):
         """``out`` with this call recorded (MetaTensor only; ``params`` None: a skipped call)."""
+        if not isinstance(out, MetaTensor) or not get_track_meta():
+            return out  # nothing to record: skip building the affine
         if params is None:
             return track_call(self, out, spatial_shape)
         affine = self.transform.index_affine(params, spatial_shape)

@@ -22,13 +22,13 @@ from .base import (
     keys_and_modes,
     like_input,
     shift_affine,
-    spatial_shape_of,
+    signed_view,
     track_call,
     translation,
     uncrop,
 )
+from .fusion import plan, run_plan
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
-from .resample import identity_points, read_window, resample
 from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
 from .spatial import (
     RandFlipTransposed,
@@ -38,11 +38,6 @@ from .spatial import (
 )
 
 __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
-
-# transforms whose point maps EMAugmentor chains into one resampling
-_FUSABLE = (RandRescaled, RandFlipTransposed, RandRotateXYd, RandSectionElasticd)
-# image-only transforms that can run on just the part of the image a following fused run reads
-_WINDOWED = (RandGrayscaled, RandMissingPartsd)
 
 
 def _grow(margin: Margin, size: tuple[int, ...]) -> tuple[int, ...]:
@@ -181,11 +176,13 @@ class EMAugmentor(Compose):
     ``sample_size`` is what the dataset must crop so that every transform has the context it needs
     (:func:`plan_sample_size`). A call runs ``transforms`` in list order, centre-crops every key to
     ``input_size`` (margin ``(size - input_size) // 2``) and optionally smooths label edges. With
-    ``fuse=True`` a run of consecutive monai_em spatial transforms (rescale, flip/transpose,
-    rotate, section elastic) on the same keys is applied as ONE resampling of their chained point
-    maps, computed only inside the final crop: same draws, same geometry, far less work (images
-    are interpolated once instead of once per transform; a shrinking rescale inside a fused run
-    is plain bilinear instead of anti-aliased). ``set_random_state`` reaches every inner transform
+    ``fuse=True`` the members run as planned by :mod:`~monai_em.transforms.fusion` from what each
+    declares (``contribution()``): section maps (mis-alignment, missing sections), window
+    operations (missing parts, grayscale) and point maps (elastic, flip/transpose, rescale,
+    rotate) before the crop become ONE pass that reads each key once, inside the final crop:
+    same draws, same geometry, far less work (images are interpolated once instead of once per
+    transform; a shrinking rescale in the pass is plain bilinear instead of anti-aliased); other
+    members run through MONAI's ``apply_transform``. ``set_random_state`` reaches every inner transform
     (MONAI ``Compose`` reseeds each member), so DataLoader workers draw differently.
 
     A call keeps its draws in the call and touches no process-global state, so one augmentor can
@@ -202,7 +199,7 @@ class EMAugmentor(Compose):
         smooth_labels: apply :func:`smooth_label_edges` to ``label_keys`` after the crop (default False).
         label_keys: keys smoothed by ``smooth_labels`` (default ``("label",)``).
         crop_keys: keys to crop; default every array with ``len(input_size) + 1`` axes.
-        fuse: fuse runs of spatial transforms (default True).
+        fuse: run the members as one planned pass (default True); False runs them one by one.
 
     Example:
         >>> aug = EMAugmentor.from_targets((8, 64, 64), {"image": "img", "label": "mask"})
@@ -283,133 +280,38 @@ class EMAugmentor(Compose):
         d = dict(input_)
         for key in self.crop.crop_keys(d):
             check_axis_order(d[key], key)
-        return self._run_fused(d)
+        return run_plan(plan(self.transforms, self.crop), d, self.crop, self)
 
-    def _run_fused(self, d: dict) -> dict:
-        items, i = self.transforms, 0
-        while i < len(items):
-            deferred, k = self._windowed_group(i)
-            run = self._fusable_run(k)
-            if deferred and run and k + len(run) < len(items) and items[k + len(run)] is self.crop:
-                if all(set(t.keys) <= set(run[0].keys) for t in deferred):
-                    d = self._apply_fused(run, d, True, deferred)
-                    i = k + len(run) + 1
-                    continue
-            run = self._fusable_run(i)
-            if len(run) > 1 or (run and i + len(run) < len(items) and items[i + len(run)] is self.crop):
-                cropped = i + len(run) < len(items) and items[i + len(run)] is self.crop
-                d = self._apply_fused(run, d, cropped)
-                i += len(run) + int(cropped)
-            else:
-                d = items[i](d)
-                i += 1
-        return d
+    def augment_batch(self, batch: Mapping[Hashable, Any]) -> dict:
+        """A collated batch augmented where it lies (e.g. on the GPU), each sample with its own draws.
 
-    # -------------------------------------------------------------------------------------- fusion
+        ``batch`` maps keys to ``(B, C, *sample_size)`` tensors (a DataLoader batch of crops moved to
+        the device, so the workers only crop); other entries (metadata lists, ...) pass through.
+        Sample ``b`` gets the draws of the ``b``-th per-sample call from the same RNG state, so a
+        seeded run matches calling the augmentor on each sample in turn. Returns those keys as plain
+        ``(B, C, *input_size)`` tensors on the batch's device, dtypes kept (a MetaTensor batch's
+        metadata is not carried: call per sample to track it). The samples run one after another
+        (every transform keeps the device; no kernel spans the batch).
 
-    def _windowed_group(self, i: int) -> tuple[list[Any], int]:
-        """Image-only transforms from ``i`` that may run on just the window a following fused run reads:
-        grayscale (pointwise) and, first in the group only, missing parts (it needs whole-section means
-        of its own input). Returns them and the index after them."""
-        items, group = self.transforms, []
-        while i < len(items) and isinstance(items[i], _WINDOWED):
-            if isinstance(items[i], RandMissingPartsd) and group:
-                break
-            group.append(items[i])
-            i += 1
-        return group, i
-
-    def _fusable_run(self, i: int) -> list[Any]:
-        items, run = self.transforms, []
-        while (
-            i < len(items)
-            and isinstance(items[i], _FUSABLE)
-            and not getattr(items[i].transform, "do_ztrans", False)
-        ):
-            if run and (items[i].keys != run[0].keys or items[i].mode != run[0].mode):
-                break
-            run.append(items[i])
-            i += 1
-        return run
-
-    def _apply_fused(self, run: list[Any], d: dict, cropped: bool, deferred: Sequence[Any] = ()) -> dict:
-        keys = [k for k in run[0].keys if k in d]
-        live = []  # (transform, params) of deferred transforms that act: drawn now, applied in the window
-        for t in deferred if keys else ():
-            present = list(t.key_iterator(d))
-            if present:
-                params = t.sample(spatial_shape_of(d, present))
-                live += [(t, params)] if params is not None else []
-        if deferred and not keys:
-            for t in deferred:
-                d = t(d)
-        if not keys:
-            if not run[0].allow_missing_keys:
-                run[0].key_iterator(d)  # raises MONAI's missing-key error
-            return self.crop(d) if cropped else d
-        shape = spatial_shape_of(d, keys)
-        drawn = [t.sample(shape) for t in run]  # same draws, in the same order, as running them one by one
-        z, yx = identity_points(shape)
-        start = (0,) * len(shape)
-        if cropped:
-            start = self.crop.window(keys[0], (0, *shape))
-            size = self.crop.size
-            if len(shape) == 3:
-                z = z[start[0] : start[0] + size[0]]
-            yx = yx[start[-2] : start[-2] + size[-2], start[-1] : start[-1] + size[-1]]
-        identity = True
-        for t, params in zip(reversed(run), reversed(drawn), strict=True):
-            if params is not None:
-                z, yx = t.transform.source_points(params, shape, z, yx)
-                identity = False
-        mode_of = dict(zip(run[0].keys, run[0].mode, strict=True))
-        mover = next((t for t in run if t.transform.geometric), run[0])  # flips alone move voxels exactly
-        cache: dict = {}  # nearest indices shared by the label and mask keys
-        for key in keys:
-            img = d[key]
-            jobs = [(t, p) for t, p in live if key in t.keys]
-            mode = mover.key_mode(key, img, mode_of[key])
-            if jobs:
-                out = self._windowed(img, jobs, z, yx, identity, mode)
-            elif identity and cropped:
-                window = (slice(None), *(slice(s, s + n) for s, n in zip(start, self.crop.size, strict=True)))
-                out = like_input(as_torch(img)[window], img)
-            elif not identity:
-                out = resample(img, z, yx, mode, cache)
-            else:
-                out = like_input(as_torch(img), img)
-            for t, params in zip(run, drawn, strict=True):  # metadata as if run one by one
-                out = t.track(out, params, shape)
-            d[key] = self.crop.record(out, start, shape) if cropped else out
-        if cropped:
-            d = self.crop(d, done=keys)  # any other array key (not in the run) gets the plain centre crop
-        return d
-
-    @staticmethod
-    def _windowed(img, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str):
-        """``jobs`` (deferred image-only transforms) applied to the part of ``img`` that the points
-        ``(z, yx)`` read, then that part resampled: equal to applying them to all of ``img`` first, as
-        a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
-        t = as_torch(img)
-        if z is not None and t.ndim == 4:
-            zi = torch.floor(z + 0.5).long()
-            z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, t.shape[1])
-        else:
-            z0, z1 = 0, 1
-        (r0, r1), (c0, c1) = read_window(yx, t.shape[-2:])
-        if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
-            z0, r0, c0 = 0, 0, 0
-            z1, r1, c1 = (t.shape[1] if t.ndim == 4 else 1), t.shape[-2], t.shape[-1]
-        window = t[:, z0:z1, r0:r1, c0:c1] if t.ndim == 4 else t[:, r0:r1, c0:c1]
-        start = (z0, r0, c0) if t.ndim == 4 else (r0, c0)
-        for job, params in jobs:
-            window = job.transform.apply_window(window, params, "bilinear", start, t)
-        if identity:  # the points are the window's own pixels (the crop): no resampling
-            lead = (slice(None), slice(0, len(z))) if t.ndim == 4 else (slice(None),)
-            return like_input(window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))], img)
-        shift = torch.tensor([r0, c0], dtype=yx.dtype)
-        out = resample(window, None if z is None or t.ndim != 4 else z - z0, yx - shift, mode)
-        return like_input(as_torch(out), img)
+        Raises:
+            ValueError: naming the keys when none is a batch of the right rank or their batch sizes differ.
+        """
+        rank = len(self.input_size) + 2
+        arrays = {
+            k: v for k, v in batch.items() if isinstance(v, torch.Tensor | np.ndarray) and v.ndim == rank
+        }
+        sizes = {k: int(v.shape[0]) for k, v in arrays.items()}
+        if not arrays or len(set(sizes.values())) != 1:
+            raise ValueError(
+                f"augment_batch needs keys holding (B, C, {', '.join('ZYX'[-len(self.input_size) :])}) arrays "
+                f"of one batch size B; got batch sizes {sizes} among keys {list(batch)}"
+            )
+        outs = [self({k: v[b] for k, v in arrays.items()}) for b in range(next(iter(sizes.values())))]
+        out = dict(batch)
+        for key in arrays:
+            parts = [signed_view(as_torch(o[key])) for o in outs]
+            out[key] = torch.stack(parts).view(as_torch(outs[0][key]).dtype)
+        return out
 
 
 # --------------------------------------------------------------------------------- default list

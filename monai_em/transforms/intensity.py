@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 
 from .base import (
+    WINDOW,
     RandEMDictTransform,
     RandEMTransform,
     as_torch,
@@ -144,7 +145,10 @@ class RandGrayscale(RandEMTransform):
         invert = bool(self.invert and self.R.rand() < self.invert_p)
         return GrayscaleParams(mode, factors, invert, self.contrast, self.brightness)
 
-    def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], full=None):
+    def contribution(self) -> str:
+        return WINDOW
+
+    def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], section=None):
         """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x): pointwise,
         so only the per-section draws need the window's first section."""
         if len(params.factors) > 1:

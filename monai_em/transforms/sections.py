@@ -11,6 +11,8 @@ import torch
 from monai.config import KeysCollection
 
 from .base import (
+    SECTION_WINDOW,
+    SECTIONS,
     Margin,
     RandEMDictTransform,
     RandEMSpatialDictTransform,
@@ -122,6 +124,27 @@ class RandMisAlignment(RandEMTransform):
         y0, x0, y1, x1 = (int(v) for v in self.R.randint(0, d, size=4))
         return MisAlignmentParams(section, slip, False, d, start0=(y0, x0), start1=(y1, x1))
 
+    def contribution(self) -> str:
+        return SECTIONS
+
+    def output_shape(self, params: MisAlignmentParams, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if params.rotate:
+            return tuple(spatial_shape)
+        depth, height, width = spatial_shape
+        return depth, height - params.displacement, width - params.displacement
+
+    def section_map(self, params: MisAlignmentParams, spatial_shape: tuple[int, ...]):
+        """``(sources, origins, size, angles)``: translation cuts every section at ``start0`` and the
+        moved ones at ``start1``; rotation turns the moved ones by ``angle`` (see ``base.SECTIONS``)."""
+        depth, height, width = spatial_shape
+        i, j = params.section, params.section + 1 if params.slip else depth
+        if params.rotate:
+            angles = tuple(params.angle if i <= z < j else None for z in range(depth))
+            return tuple(range(depth)), ((0, 0),) * depth, (height, width), angles
+        origins = tuple(params.start1 if i <= z < j else params.start0 for z in range(depth))
+        d = params.displacement
+        return tuple(range(depth)), origins, (height - d, width - d), None
+
     def apply(self, img, params: MisAlignmentParams, mode: str):
         x, back = unsigned_as_signed(as_torch(img), exact=not params.rotate or mode == "nearest")
         i, j = params.section, params.section + 1 if params.slip else x.shape[1]  # sections [i, j) move
@@ -209,6 +232,18 @@ class RandMissingSection(RandEMTransform):
             )
         picked = self.R.choice(np.arange(1, depth - 1), self.num_sections, replace=False)
         return MissingSectionParams(tuple(sorted(int(i) for i in picked)))
+
+    def contribution(self) -> str:
+        return SECTIONS
+
+    def output_shape(self, params: MissingSectionParams, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (spatial_shape[0] - len(params.sections), *spatial_shape[1:])
+
+    def section_map(self, params: MissingSectionParams, spatial_shape: tuple[int, ...]):
+        """``(sources, origins, size, angles)``: the kept sections, uncut and unturned."""
+        gone = set(params.sections)
+        keep = tuple(z for z in range(spatial_shape[0]) if z not in gone)
+        return keep, ((0, 0),) * len(keep), tuple(spatial_shape[1:]), None
 
     def apply(self, img, params: MissingSectionParams, mode: str):
         x = as_torch(img)
@@ -342,22 +377,28 @@ class RandMissingParts(RandEMTransform):
                 skip = True
         return MissingPartsParams(tuple(lines), self.iterations)
 
-    def apply(self, img, params: MissingPartsParams, mode: str):
-        return self.apply_window(img, params, mode, (0,) * (as_torch(img).ndim - 1), img)
+    def contribution(self) -> str:
+        return SECTION_WINDOW  # fills with whole-section means of its input
 
-    def apply_window(self, img, params: MissingPartsParams, mode: str, start: tuple[int, ...], full):
-        """:meth:`apply` on the window ``img`` of ``full`` that begins at ``start`` ((z,) y, x): the bands
-        are placed and the section means taken in ``full``'s frame, so the window of ``apply(full)``
+    def apply(self, img, params: MissingPartsParams, mode: str):
+        t = as_torch(img)
+        t4 = t if t.ndim == 4 else t.unsqueeze(1)
+        return self.apply_window(img, params, mode, (0,) * (t.ndim - 1), lambda z: t4[:, z])
+
+    def apply_window(self, img, params: MissingPartsParams, mode: str, start: tuple[int, ...], section):
+        """:meth:`apply` on the window ``img`` of a larger image that begins at ``start`` ((z,) y, x);
+        ``section(z)`` gives that image's section z ``(C, Y, X)`` (2D: z = 0, the image). The bands are
+        placed and the section means taken in the whole section, so the window of ``apply(image)``
         equals ``apply_window(window)``."""
-        x, f = as_torch(img), as_torch(full)
+        x = as_torch(img)
         out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
-        f4 = f if f.ndim == 4 else f.unsqueeze(1)
         z0, y0, x0 = start if len(start) == 3 else (0, *start)
         depth, height, width = out.shape[1:]
-        shape = tuple(f4.shape[-2:])
         for z, vertical, begin, end in params.lines:
             if not z0 <= z < z0 + depth:
                 continue
+            whole = as_torch(section(z))
+            shape = tuple(whole.shape[-2:])
             band, lo, hi = _band_window(shape, vertical, begin, end, params.iterations, x.device)
             # the band's rows run along the line (y for a vertical line), its columns across it
             (a0, na), (b0, nb) = ((y0, height), (x0, width)) if vertical else ((x0, width), (y0, height))
@@ -366,10 +407,10 @@ class RandMissingParts(RandEMTransform):
                 continue
             band = band[a0 : a0 + na, c0 - lo : c1 - lo]
             # float sections are summed as they are (no float64 copy of the section); integers in float64
-            total = f4[:, z].sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
+            total = whole.sum(dim=(-2, -1), dtype=None if x.dtype.is_floating_point else torch.float64)
             fill = cast_back(total.double() / (shape[0] * shape[1]), x.dtype)
-            section = out[:, z - z0]
-            part = section[..., c0 - b0 : c1 - b0] if vertical else section[..., c0 - b0 : c1 - b0, :].mT
+            hit = out[:, z - z0]
+            part = hit[..., c0 - b0 : c1 - b0] if vertical else hit[..., c0 - b0 : c1 - b0, :].mT
             for c in range(part.shape[0]):
                 _fill(part[c], band, fill[c])
         return like_input(out if x.ndim == 4 else out[:, 0], img)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 
 from .base import (
+    POINTS,
     Margin,
     RandEMSpatialDictTransform,
     RandEMTransform,
@@ -129,6 +130,9 @@ class RandRescale(RandEMTransform):
 
     def index_affine(self, params: RescaleParams, spatial_shape):
         return point_map_affine(self.source_points, params, spatial_shape)
+
+    def contribution(self) -> str:
+        return POINTS
 
     @staticmethod
     def source_points(params: RescaleParams, spatial_shape, z, yx):
@@ -264,6 +268,9 @@ class RandFlipTranspose(RandEMTransform):
         flips = dataclasses.replace(params, transpose=False, ztrans=False)  # flips undo themselves
         return like_input(as_torch(self.apply(t, flips, "nearest")), img)
 
+    def contribution(self) -> str | None:
+        return None if self.do_ztrans else POINTS  # z<->x is not a per-section map
+
     @staticmethod
     def source_points(params: FlipParams, spatial_shape, z, yx):
         if params.ztrans:
@@ -377,6 +384,9 @@ class RandRotateXY(RandEMTransform):
             return super().invert(img, params)  # interpolated: no exact inverse
         t = as_torch(img)
         return like_input(torch.rot90(signed_view(t), -params.k, dims=(-2, -1)).view(t.dtype), img)
+
+    def contribution(self) -> str:
+        return POINTS
 
     @staticmethod
     def source_points(params: RotateParams, spatial_shape, z, yx):
@@ -547,6 +557,9 @@ class RandSectionElastic(RandEMTransform):
         h, w = spatial_shape[-2:]
         noise = torch.rand((2, h, w), generator=gen).mul_(2.0).sub_(1.0)
         return ElasticParams(noise, self.sigma, self.alpha)
+
+    def contribution(self) -> str:
+        return POINTS
 
     @staticmethod
     def source_points(params: ElasticParams, spatial_shape, z, yx):

@@ -1,0 +1,381 @@
+"""One pass per sample: EMAugmentor's plan of fused steps, built from what each transform declares.
+
+A monai_em transform declares its contribution (``contribution()``, transforms/base.py):
+``POINTS`` (a point map shared by the sections), ``SECTIONS`` (a section map: for each output
+section its input section, a yx cut and its size), ``WINDOW`` / ``SECTION_WINDOW`` (an image
+operation that may act on only the window a resampling reads). :func:`plan` groups consecutive
+members into fused steps
+
+    SECTIONS*  (SECTION_WINDOW? WINDOW*)  POINTS+  [centre crop]
+
+(section and window members only where the group ends in the crop; window keys among the point
+keys; section keys equal to them) and leaves every other member a step of its own. :func:`run_plan`
+runs unfused members through MONAI's ``apply_transform``, so an error names the transform and the
+steps after a multi-sample transform run on each of its samples, as in ``Compose``.
+
+A fused step draws every member in list order (the draws of running them one by one), composes the
+section maps (a draw that has none, e.g. a rotated mis-alignment, is applied on its own at that
+point), chains the point maps back from the crop and reads each key once: labels and masks by one
+nearest gather straight from the input, images through the window their crop reads.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from monai.transforms import apply_transform
+
+from .base import (
+    POINTS,
+    SECTION_WINDOW,
+    SECTIONS,
+    WINDOW,
+    RandEMDictTransform,
+    as_torch,
+    like_input,
+    signed_view,
+    spatial_shape_of,
+)
+from .resample import identity_points, read_window, resample, rotate_xy
+
+__all__ = ["FusedStep", "SectionMap", "plan", "run_plan"]
+
+
+@dataclass(frozen=True)
+class FusedStep:
+    """Members that run as one pass: section maps, window operations, point maps, then the crop."""
+
+    sections: tuple[RandEMDictTransform, ...]
+    windowed: tuple[RandEMDictTransform, ...]
+    points: tuple[RandEMDictTransform, ...]
+    cropped: bool
+
+
+def _role(t: Any) -> str | None:
+    return t.contribution() if isinstance(t, RandEMDictTransform) else None
+
+
+def _group_at(items: Sequence[Any], i: int, crop: Any) -> tuple[FusedStep | None, int]:
+    """The fused step that starts at ``items[i]`` and the index after it, or ``(None, i)``."""
+    k = i
+    sections, windowed, points = [], [], []
+    while k < len(items) and _role(items[k]) == SECTIONS:
+        sections.append(items[k])
+        k += 1
+    while k < len(items) and (
+        _role(items[k]) == WINDOW or (_role(items[k]) == SECTION_WINDOW and not windowed)
+    ):
+        windowed.append(items[k])
+        k += 1
+    while k < len(items) and _role(items[k]) == POINTS:
+        if points and (items[k].keys != points[0].keys or items[k].mode != points[0].mode):
+            break
+        points.append(items[k])
+        k += 1
+    cropped = k < len(items) and items[k] is crop
+    if not points or ((sections or windowed) and not cropped):
+        return None, i
+    if any(t.keys != points[0].keys for t in sections):
+        return None, i
+    if any(not set(t.keys) <= set(points[0].keys) for t in windowed):
+        return None, i
+    if not (sections or windowed or cropped) and len(points) == 1:
+        return None, i  # nothing to fuse
+    return FusedStep(tuple(sections), tuple(windowed), tuple(points), cropped), k + int(cropped)
+
+
+def plan(items: Sequence[Any], crop: Any) -> list[Any]:
+    """``items`` (the augmentor's transforms, ending with its ``crop``) as steps: fused groups and single members."""
+    steps, i = [], 0
+    while i < len(items):
+        step, after = _group_at(items, i, crop)
+        if step is None:
+            steps.append(items[i])
+            i += 1
+        else:
+            steps.append(step)
+            i = after
+    return steps
+
+
+def run_plan(steps: Sequence[Any], data: Any, crop: Any, compose: Any) -> Any:
+    """Run ``steps`` on ``data``; after a multi-sample member, the rest runs on each of its samples.
+
+    ``compose``: the augmentor; its ``augmentations`` run through ``apply_transform`` with its
+    ``map_items`` / ``unpack_items`` / ``log_stats``, its own tail (crop, smoothing) is called directly."""
+    for n, step in enumerate(steps):
+        if isinstance(data, list):
+            return [run_plan(steps[n:], item, crop, compose) for item in data]
+        if isinstance(step, FusedStep):
+            data = _apply_fused(step, data, crop)
+        elif not any(step is t for t in compose.augmentations):  # the augmentor's own crop / smoothing
+            data = step(data)
+        else:
+            data = apply_transform(
+                step,
+                data,
+                map_items=compose.map_items,
+                unpack_items=compose.unpack_items,
+                log_stats=compose.log_stats,
+            )
+    return data
+
+
+# ------------------------------------------------------------------------------------ section maps
+
+
+@dataclass(frozen=True)
+class SectionMap:
+    """Where each section of a (C, Z, Y, X) frame comes from: input section ``sources[k]``, turned by
+    ``angles[k]`` degrees (None: not turned; as ``rotate_xy`` with nearest), cut at ``origins[k]``
+    (y, x) to ``size`` (Y, X). ``None`` sources: the identity (any shape)."""
+
+    sources: tuple[int, ...] | None = None
+    origins: tuple[tuple[int, int], ...] = ()
+    size: tuple[int, int] = (0, 0)
+    angles: tuple[float | None, ...] | None = None
+
+    def then(self, sources, origins, size, angles=None) -> SectionMap:
+        """This map followed by a transform's map (its sections and cuts in this map's frame; turns
+        only after the identity)."""
+        if self.sources is None:
+            return SectionMap(tuple(sources), tuple(tuple(o) for o in origins), tuple(size), angles)
+        if angles is not None:
+            raise ValueError("a section turn composes only as the first section map")
+        composed = tuple(
+            (self.origins[s][0] + o[0], self.origins[s][1] + o[1])
+            for s, o in zip(sources, origins, strict=True)
+        )
+        turns = None if self.angles is None else tuple(self.angles[s] for s in sources)
+        return SectionMap(tuple(self.sources[s] for s in sources), composed, tuple(size), turns)
+
+    def take(self, img):
+        """The mapped frame of ``img`` (a view when it is one cut of consecutive sections, else one copy)."""
+        if self.sources is None:
+            return img
+        t = as_torch(img)
+        (h, w), (oy, ox) = self.size, self.origins[0]
+        first, n = self.sources[0], len(self.sources)
+        if (
+            self.angles is None
+            and self.sources == tuple(range(first, first + n))
+            and len(set(self.origins)) == 1
+        ):
+            return like_input(t[:, first : first + n, oy : oy + h, ox : ox + w], img)
+        s = signed_view(t)
+        angles = self.angles or (None,) * n
+        parts = []
+        for z, (y, x), angle in zip(self.sources, self.origins, angles, strict=True):
+            section = s[:, z] if angle is None else rotate_xy(s[:, z], angle, "nearest")
+            parts.append(section[:, y : y + h, x : x + w])
+        return like_input(torch.stack(parts, 1).view(t.dtype), img)
+
+    def frame_shape(self, img) -> tuple[int, ...]:
+        """The spatial shape of the mapped frame of ``img``."""
+        return tuple(img.shape[1:]) if self.sources is None else (len(self.sources), *self.size)
+
+    def section(self, img, k: int):
+        """Section ``k`` ``(C, Y, X)`` of the mapped frame of ``img`` (3D; a view unless turned)."""
+        t = as_torch(img)
+        if self.sources is None:
+            return t[:, k]
+        (h, w), (y, x), z = self.size, self.origins[k], self.sources[k]
+        angle = None if self.angles is None else self.angles[k]
+        whole = t[:, z] if angle is None else rotate_xy(signed_view(t[:, z]), angle, "nearest").view(t.dtype)
+        return whole[:, y : y + h, x : x + w]
+
+    def take_window(self, img, window: Sequence[tuple[int, int]]):
+        """``self.take(img)`` restricted to ``window`` (one (lo, hi) per spatial axis), copying only that part."""
+        t = as_torch(img)
+        cut = tuple(slice(lo, hi) for lo, hi in window)
+        if self.sources is None or t.ndim != 4:
+            return t[(slice(None), *cut)]
+        (z0, z1), rows, cols = window
+        parts = [signed_view(self.section(t, k))[:, cut[1], cut[2]] for k in range(z0, z1)]
+        return torch.stack(parts, 1).view(t.dtype)
+
+    def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict):
+        """``resample(self.take(img), z, yx, "nearest")`` as one gather from ``img`` (no frame copy).
+
+        ``img`` (C, Z, Y, X); ``z`` (Zo,) sections of the mapped frame; ``yx`` (Yo, Xo, 2) positions in
+        it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once)."""
+        t = as_torch(img)
+        depth, height, width = t.shape[1:]
+        key = (self, depth, height, width, t.device)
+        if key not in cache:
+            cache[key] = self._indices(z.to(t.device), yx.to(t.device), depth, height, width)
+        flat, outside, n = cache[key]
+        channels = t.shape[0]
+        out = torch.gather(signed_view(t).reshape(channels, -1), 1, flat.expand(channels, -1))
+        if outside is not None:
+            out.view(channels, n, -1).masked_fill_(outside, 0)
+        return like_input(out.view(t.dtype).reshape(channels, n, *yx.shape[:2]), img)
+
+    def _indices(self, z, yx, depth: int, height: int, width: int):
+        """Flat indices (1, Zo * Yo * Xo) into a (depth, height, width) input, and the points outside the
+        mapped frame or the input (a mask broadcasting to (1, Zo, Yo * Xo); None when all are inside)."""
+        identity = self.sources is None
+        sources = tuple(range(depth)) if identity else self.sources
+        origins = ((0, 0),) * depth if identity else self.origins
+        h, w = (height, width) if identity else self.size
+        zi = torch.floor(z + 0.5).long()
+        if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= len(sources)):
+            raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {len(sources)})")
+        iy = torch.floor(yx[..., 0] + 0.5).long()
+        ix = torch.floor(yx[..., 1] + 0.5).long()
+        outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
+        flat = iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)
+        zs = zi.tolist()
+        base = [sources[k] * (height * width) + origins[k][0] * width + origins[k][1] for k in zs]
+        flat = flat.reshape(1, -1) + torch.tensor(base, device=z.device)[:, None]  # (Zo, Yo * Xo)
+        turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
+        turned = [(n, a) for n, a in turned if a is not None]
+        if turned:
+            outside = outside.expand(1, len(zs), -1).clone()
+            cy, cx = (height - 1) / 2, (width - 1) / 2
+            for n, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
+                cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+                (oy, ox), source = origins[zs[n]], sources[zs[n]]
+                dy = (iy.reshape(-1) + oy).float().sub_(cy)
+                dx = (ix.reshape(-1) + ox).float().sub_(cx)
+                qy = (dy * cos - dx * sin + cy).round_()
+                qx = (dy * sin + dx * cos + cx).round_()
+                outside[0, n] |= (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
+                qy, qx = qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1)
+                flat[n] = source * (height * width) + qy * width + qx
+        return flat.reshape(1, -1), outside if bool(outside.any()) else None, len(zs)
+
+
+# ------------------------------------------------------------------------------------ a fused step
+
+
+def _record(out, calls: Sequence[tuple[Any, Any, tuple[int, ...]]]):
+    """``out`` with each ``(transform, params, input shape)`` call recorded, in order (MetaTensor only)."""
+    for t, params, shape in calls:
+        out = t.track(out, params, shape)
+    return out
+
+
+def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> dict:
+    d = dict(data)
+    head = step.points[0]
+    keys = [k for k in head.keys if k in d]
+    if not keys:
+        if not head.allow_missing_keys:
+            list(head.key_iterator(d))  # MONAI's missing-key error
+        return crop(d) if step.cropped else d
+    shape = spatial_shape_of(d, keys)
+    # every draw in list order, as running the members one by one
+    sections = []
+    for t in step.sections:
+        list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
+        params = t.sample(shape)
+        sections.append((t, params, shape))
+        shape = shape if params is None else t.transform.output_shape(params, shape)
+    live = []
+    for t in step.windowed:
+        if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
+            params = t.sample(shape)
+            live += [(t, params)] if params is not None else []
+    drawn = [t.sample(shape) for t in step.points]
+
+    # per key: the composed section map over its array and the composed calls, recorded on its output
+    smap = {key: SectionMap() for key in keys}
+    pending: dict[Hashable, list] = {key: [] for key in keys}
+    for t, params, in_shape in sections:
+        parts = None if params is None else t.transform.section_map(params, in_shape)
+        mode_of = dict(zip(t.keys, t.mode, strict=True))
+        for key in keys:
+            turned = parts is not None and parts[3] is not None
+            if parts is None and params is None:
+                pending[key].append((t, params, in_shape))
+            elif parts is None or (
+                turned
+                and (smap[key].sources is not None or t.key_mode(key, d[key], mode_of[key]) != "nearest")
+            ):  # no map for this key (an interpolated turn, or after other maps): apply it here
+                img = _record(smap[key].take(d[key]), pending[key])
+                d[key] = t.apply_key(img, params, t.key_mode(key, img, mode_of[key]))
+                smap[key], pending[key] = SectionMap(), []
+            else:
+                smap[key] = smap[key].then(*parts)
+                pending[key].append((t, params, in_shape))
+
+    z, yx = identity_points(shape)
+    start = (0,) * len(shape)
+    if step.cropped:
+        start = crop.window(keys[0], (0, *shape))
+        size = crop.size
+        if len(shape) == 3:
+            z = z[start[0] : start[0] + size[0]]
+        yx = yx[start[-2] : start[-2] + size[-2], start[-1] : start[-1] + size[-1]]
+    identity = True
+    for t, params in zip(reversed(step.points), reversed(drawn), strict=True):
+        if params is not None:
+            z, yx = t.transform.source_points(params, shape, z, yx)
+            identity = False
+    mode_of = dict(zip(head.keys, head.mode, strict=True))
+    mover = next((t for t in step.points if t.transform.geometric), head)  # flips alone move voxels exactly
+    cache: dict = {}  # nearest indices shared by the label and mask keys
+    for key in keys:
+        img = d[key]
+        jobs = [(t, p) for t, p in live if key in t.keys]
+        mode = mover.key_mode(key, img, mode_of[key])
+        if not jobs and not identity and mode == "nearest" and z is not None and img.ndim == 4:
+            out = smap[key].sample_nearest(img, z, yx, cache)
+        else:
+            window = crop.size if step.cropped else None
+            out = _read(img, smap[key], jobs, z, yx, identity, mode, start, window)
+        out = _record(out, pending[key])
+        for t, params in zip(step.points, drawn, strict=True):  # metadata as if run one by one
+            out = t.track(out, params, shape)
+        d[key] = crop.record(out, start, shape) if step.cropped else out
+    if step.cropped:
+        d = crop(d, done=keys)  # any other array key (not in the step) gets the plain centre crop
+    return d
+
+
+def _read(img, smap: SectionMap, jobs, z, yx, identity: bool, mode: str, start, size):
+    """One key through the section map and the point map ``(z, yx)``, with the image ``jobs`` applied on
+    the window it reads."""
+    if jobs:
+        return _windowed(img, smap, jobs, z, yx, identity, mode)
+    img = smap.take(img)
+    if identity and size is not None:
+        window = (slice(None), *(slice(s, s + n) for s, n in zip(start, size, strict=True)))
+        return like_input(as_torch(img)[window], img)
+    if not identity:
+        return resample(img, z, yx, mode)
+    return like_input(as_torch(img), img)
+
+
+def _windowed(img, smap: SectionMap, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str):
+    """``jobs`` (deferred image-only transforms) applied to the part of ``img``'s mapped frame that the
+    points ``(z, yx)`` read, then that part resampled: equal to applying them to the whole frame first, as
+    a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
+    frame = smap.frame_shape(img)
+    if z is not None and len(frame) == 3:
+        zi = torch.floor(z + 0.5).long()
+        z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, frame[0])
+    else:
+        z0, z1 = 0, 1
+    (r0, r1), (c0, c1) = read_window(yx, frame[-2:])
+    if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
+        z0, r0, c0 = 0, 0, 0
+        z1, r1, c1 = (frame[0] if len(frame) == 3 else 1), frame[-2], frame[-1]
+    three = len(frame) == 3
+    window = smap.take_window(img, ((z0, z1), (r0, r1), (c0, c1)) if three else ((r0, r1), (c0, c1)))
+    start = (z0, r0, c0) if three else (r0, c0)
+    t = as_torch(img)
+    section = (lambda k: smap.section(t, k)) if three else (lambda k: t)
+    for job, params in jobs:
+        window = job.transform.apply_window(window, params, "bilinear", start, section)
+    if identity:  # the points are the window's own pixels (the crop): no resampling
+        lead = (slice(None), slice(0, len(z))) if three else (slice(None),)
+        return like_input(window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))], img)
+    shift = torch.tensor([r0, c0], dtype=yx.dtype)
+    out = resample(window, None if z is None or not three else z - z0, yx - shift, mode)
+    return like_input(as_torch(out), img)

@@ -22,6 +22,8 @@ from typing import Any
 
 import torch
 
+from .data.atomic import write_atomically
+
 __all__ = [
     "LRFactor",
     "Record",
@@ -198,9 +200,7 @@ def save_checkpoint(path: str | os.PathLike, contents: Mapping[str, Any], overwr
         obj = obj.module if isinstance(obj, torch.nn.parallel.DistributedDataParallel) else obj
         state[name] = obj.state_dict()
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never a half-written checkpoint
+    write_atomically(path, lambda tmp: torch.save(state, tmp))  # never a half-written checkpoint
     if not overwrite:
         logger.warning("no validation checkpoint was written: saved the last weights as %s", os.fspath(path))
     return True

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..data.atomic import write_atomically
 from ..data.chunks import Block, chunk_box, chunk_boxes, chunk_grid, split_rank_world
 from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
@@ -385,8 +386,8 @@ def stitch_chunks(
         )
     output_file = Path(output_file)
     output_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_file.with_name(f".{output_file.stem}.{os.getpid()}.tmp{output_file.suffix}")
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as out:
             ds = None
             ids = tqdm(
@@ -422,10 +423,8 @@ def stitch_chunks(
                     raise ValueError(f"chunk file {path} has {data.shape[0]} channels of {data.dtype}, "
                                      f"other chunks {ds.shape[0]} of {ds.dtype}")  # fmt: skip
                 ds[(slice(None), *(slice(a, b) for a, b in box))] = data
-        os.replace(tmp, output_file)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_atomically(output_file, write)
     return output_file
 
 

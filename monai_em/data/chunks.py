@@ -20,6 +20,7 @@ from .volume import normalize_box
 __all__ = [
     "Block",
     "BlockPlan",
+    "as_zyx",
     "axis_bounds",
     "chunk_box",
     "chunk_boxes",
@@ -166,11 +167,22 @@ class Block:
         )
 
 
-def _positive3(value, name: str, minimum: int = 1) -> tuple[int, int, int]:
-    values = [int(v) for v in (np.broadcast_to(value, 3) if np.ndim(value) == 0 else value)]
-    if len(values) != 3 or min(values) < minimum:
-        raise ValueError(f"{name} needs 1 or 3 integers >= {minimum} (z, y, x), got {value!r}")
-    return tuple(values)
+def as_zyx(value, name: str, cast=int, minimum: int | None = None) -> tuple:
+    """1 or 3 numbers (z, y, x) -> a tuple of 3 ``cast`` values, each >= ``minimum`` when given.
+
+    Raises ValueError naming ``name`` for another count or a value below ``minimum``, TypeError for
+    strings (a YAML ``"4"`` is refused, not read as a number).
+    """
+    values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
+    kind = "values" if minimum is None else f"integers >= {minimum}"
+    if len(values) != 3:
+        raise ValueError(f"{name} needs 1 or 3 {kind} (z, y, x), got {value!r}")
+    if any(isinstance(v, (str, bytes)) for v in values):
+        raise TypeError(f"{name} must be numbers, got {value!r}")
+    out = tuple(cast(v) for v in values)
+    if minimum is not None and min(out) < minimum:
+        raise ValueError(f"{name} needs 1 or 3 {kind} (z, y, x), got {value!r}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -201,16 +213,16 @@ class BlockPlan:
     min_read: tuple[int, int, int] = (1, 1, 1)
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", _positive3(self.shape, "volume shape"))
-        object.__setattr__(self, "block_shape", _positive3(self.block_shape, "block_shape"))
-        object.__setattr__(self, "halo", _positive3(self.halo, "halo", minimum=0))
-        object.__setattr__(self, "min_read", _positive3(self.min_read, "min_read"))
+        object.__setattr__(self, "shape", as_zyx(self.shape, "volume shape", minimum=1))
+        object.__setattr__(self, "block_shape", as_zyx(self.block_shape, "block_shape", minimum=1))
+        object.__setattr__(self, "halo", as_zyx(self.halo, "halo", minimum=0))
+        object.__setattr__(self, "min_read", as_zyx(self.min_read, "min_read", minimum=1))
 
     @classmethod
     def aligned(cls, shape, chunks, block_shape=None, halo=0, min_read=1) -> BlockPlan:
         """A plan whose block shape is ``block_shape`` (default: ``chunks``) rounded up to a multiple of ``chunks``."""
-        chunks = _positive3(chunks, "output chunks")
-        want = chunks if block_shape is None else _positive3(block_shape, "block_shape")
+        chunks = as_zyx(chunks, "output chunks", minimum=1)
+        want = chunks if block_shape is None else as_zyx(block_shape, "block_shape", minimum=1)
         rounded = tuple(-(-w // c) * c for w, c in zip(want, chunks, strict=True))
         return cls(shape, rounded, halo, min_read)
 

@@ -21,12 +21,12 @@ import torch
 from tqdm import tqdm
 
 from ..data.atomic import write_atomically
-from ..data.chunks import Block, chunk_box, chunk_boxes, chunk_grid, split_rank_world
+from ..data.chunks import Block, as_zyx, chunk_box, chunk_boxes, chunk_grid, split_rank_world
 from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
 from .backends import BACKENDS, run_blocks
 from .blockwise import BlockJob, prediction_job
-from .settings import WindowSettings, _triple
+from .settings import WindowSettings
 from .window import named_error, resolve_rank_world
 from .writers import (
     CHUNK_DATASET,
@@ -166,7 +166,7 @@ class ChunkedInference:
         self.predictor = self.window.predictor(network)
         self.chunk_num = [int(n) for n in chunk_num]
         self.n_chunks = chunk_grid(self.chunk_num)
-        self.pad_size = _triple(pad_size, "pad_size")
+        self.pad_size = as_zyx(pad_size, "pad_size")
         if spatial_dims == 2 and np.ndim(pad_size) == 0:
             self.pad_size = (0, *self.pad_size[1:])  # a 2D network needs no context across sections
         if min(self.pad_size) < 0:

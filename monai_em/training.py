@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from .data.atomic import write_atomically
+from .data.chunks import resolve_rank_world
 
 __all__ = [
     "LRFactor",
@@ -192,8 +193,7 @@ def save_checkpoint(path: str | os.PathLike, contents: Mapping[str, Any], overwr
     """
     if os.path.isfile(path) and not overwrite:
         return False
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+    if resolve_rank_world(env=False)[0] != 0:
         return False
     state = {}
     for name, obj in contents.items():

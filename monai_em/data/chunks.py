@@ -1,5 +1,6 @@
 """Chunk geometry of large volumes: training chunks (overlapping), inference chunks (a partition),
-and the block plan of blockwise work (write boxes aligned to an output store's chunks, plus a halo).
+and the block plan of blockwise work (write boxes aligned to an output store's chunks, plus a halo);
+which process (rank of world size) takes which share.
 
 For an axis of length ``L`` split into ``n`` chunks, chunk ``i`` spans
 ``[floor(i / (n + step - 1) * L), floor((i + step) / (n + step - 1) * L))`` with ``step = 2`` for
@@ -10,10 +11,12 @@ inference (disjoint chunks that cover the axis). Chunk ids run z-major:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .volume import normalize_box
 
@@ -28,6 +31,7 @@ __all__ = [
     "chunk_id_to_zyx",
     "chunk_name",
     "pad_box",
+    "resolve_rank_world",
     "round_permutation",
     "split_rank_world",
     "worker_share",
@@ -102,6 +106,31 @@ def chunk_boxes(
 def chunk_name(box: Sequence[tuple[int, int]]) -> str:
     """Output name of a chunk from its (unpadded) box: ``z0-z1-y0-y1-x0-x1``."""
     return "-".join(f"{a}-{b}" for a, b in box)
+
+
+def resolve_rank_world(
+    rank: int | None = None, world_size: int | None = None, env: bool = True
+) -> tuple[int, int]:
+    """``(rank, world_size)``: the arguments, else torch.distributed when initialised, else env
+    ``RANK``/``WORLD_SIZE`` (when ``env``), else 0/1. The one rule for which process this is.
+
+    Raises:
+        ValueError: ``rank`` outside ``[0, world_size)``.
+    """
+    if rank is None or world_size is None:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            auto = dist.get_rank(), dist.get_world_size()
+        elif env:
+            auto = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        else:
+            auto = 0, 1
+        rank = auto[0] if rank is None else rank
+        world_size = auto[1] if world_size is None else world_size
+    rank, world_size = int(rank), int(world_size)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for world_size {world_size}")
+    return rank, world_size
 
 
 def split_rank_world(n_items: int, rank: int, world: int) -> range:

@@ -33,6 +33,7 @@ from .writers import (
     CHUNK_SUFFIX,
     FINGERPRINT_ATTR,
     chunk_path,
+    fingerprint_attr,
     fingerprint_of,
     network_digest,
     read_fingerprint,
@@ -400,9 +401,7 @@ def stitch_chunks(
             for chunk_id, box in zip(ids, chunk_boxes(shape, chunk_num, train=False), strict=True):
                 path = chunk_path(chunk_dir, box)
                 with h5py.File(path, "r") as h5:
-                    data = h5[CHUNK_DATASET][()]
-                    found = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
-                found = found.decode() if isinstance(found, bytes) else found
+                    data, found = h5[CHUNK_DATASET][()], fingerprint_attr(h5[CHUNK_DATASET])
                 if chunk_id == 0:
                     first = (path, found)
                     if fingerprint is not None and found != fingerprint:

@@ -28,6 +28,7 @@ __all__ = [
     "DoneMarkers",
     "chunk_path",
     "create_output",
+    "fingerprint_attr",
     "fingerprint_of",
     "network_digest",
     "read_fingerprint",
@@ -151,9 +152,14 @@ def read_fingerprint(path: str | os.PathLike) -> str | None:
     """The fingerprint stored in a chunk file, or None (no attribute, or an unreadable file)."""
     try:
         with h5py.File(path, "r") as h5:
-            value = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
+            return fingerprint_attr(h5[CHUNK_DATASET])
     except (OSError, KeyError):
         return None
+
+
+def fingerprint_attr(dataset) -> str | None:
+    """The fingerprint attribute of an open HDF5 dataset as text, or None."""
+    value = dataset.attrs.get(FINGERPRINT_ATTR)
     return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
 
 

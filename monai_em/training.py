@@ -22,6 +22,9 @@ from typing import Any
 
 import torch
 
+from .data.atomic import write_atomically
+from .data.chunks import resolve_rank_world
+
 __all__ = [
     "LRFactor",
     "Record",
@@ -190,17 +193,14 @@ def save_checkpoint(path: str | os.PathLike, contents: Mapping[str, Any], overwr
     """
     if os.path.isfile(path) and not overwrite:
         return False
-    dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+    if resolve_rank_world(env=False)[0] != 0:
         return False
     state = {}
     for name, obj in contents.items():
         obj = obj.module if isinstance(obj, torch.nn.parallel.DistributedDataParallel) else obj
         state[name] = obj.state_dict()
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
-    tmp = f"{os.fspath(path)}.tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, path)  # never a half-written checkpoint
+    write_atomically(path, lambda tmp: torch.save(state, tmp))  # never a half-written checkpoint
     if not overwrite:
         logger.warning("no validation checkpoint was written: saved the last weights as %s", os.fspath(path))
     return True

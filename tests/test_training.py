@@ -93,4 +93,4 @@ def test_save_checkpoint_keeps_an_existing_best(tmp_path):
     kept = read_checkpoint(path)
     assert kept["network"] == Record(SPEC).state_dict()
     assert all(torch.equal(kept["model"][k], v) for k, v in first.items())
-    assert save_checkpoint(path, contents) and not (tmp_path / "models" / "model.pt.tmp").exists()
+    assert save_checkpoint(path, contents) and list(path.parent.iterdir()) == [path]  # no temp file left

@@ -1,5 +1,6 @@
 """Chunk geometry of large volumes: training chunks (overlapping), inference chunks (a partition),
-and the block plan of blockwise work (write boxes aligned to an output store's chunks, plus a halo).
+and the block plan of blockwise work (write boxes aligned to an output store's chunks, plus a halo);
+which process (rank of world size) takes which share.
 
 For an axis of length ``L`` split into ``n`` chunks, chunk ``i`` spans
 ``[floor(i / (n + step - 1) * L), floor((i + step) / (n + step - 1) * L))`` with ``step = 2`` for
@@ -10,16 +11,19 @@ inference (disjoint chunks that cover the axis). Chunk ids run z-major:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from .volume import normalize_box
 
 __all__ = [
     "Block",
     "BlockPlan",
+    "as_zyx",
     "axis_bounds",
     "chunk_box",
     "chunk_boxes",
@@ -27,6 +31,7 @@ __all__ = [
     "chunk_id_to_zyx",
     "chunk_name",
     "pad_box",
+    "resolve_rank_world",
     "round_permutation",
     "split_rank_world",
     "worker_share",
@@ -103,6 +108,31 @@ def chunk_name(box: Sequence[tuple[int, int]]) -> str:
     return "-".join(f"{a}-{b}" for a, b in box)
 
 
+def resolve_rank_world(
+    rank: int | None = None, world_size: int | None = None, env: bool = True
+) -> tuple[int, int]:
+    """``(rank, world_size)``: the arguments, else torch.distributed when initialised, else env
+    ``RANK``/``WORLD_SIZE`` (when ``env``), else 0/1. The one rule for which process this is.
+
+    Raises:
+        ValueError: ``rank`` outside ``[0, world_size)``.
+    """
+    if rank is None or world_size is None:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            auto = dist.get_rank(), dist.get_world_size()
+        elif env:
+            auto = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+        else:
+            auto = 0, 1
+        rank = auto[0] if rank is None else rank
+        world_size = auto[1] if world_size is None else world_size
+    rank, world_size = int(rank), int(world_size)
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} out of range for world_size {world_size}")
+    return rank, world_size
+
+
 def split_rank_world(n_items: int, rank: int, world: int) -> range:
     """The contiguous share of ``range(n_items)`` that process ``rank`` of ``world`` handles."""
     if world < 1 or not 0 <= rank < world:
@@ -166,11 +196,22 @@ class Block:
         )
 
 
-def _positive3(value, name: str, minimum: int = 1) -> tuple[int, int, int]:
-    values = [int(v) for v in (np.broadcast_to(value, 3) if np.ndim(value) == 0 else value)]
-    if len(values) != 3 or min(values) < minimum:
-        raise ValueError(f"{name} needs 1 or 3 integers >= {minimum} (z, y, x), got {value!r}")
-    return tuple(values)
+def as_zyx(value, name: str, cast=int, minimum: int | None = None) -> tuple:
+    """1 or 3 numbers (z, y, x) -> a tuple of 3 ``cast`` values, each >= ``minimum`` when given.
+
+    Raises ValueError naming ``name`` for another count or a value below ``minimum``, TypeError for
+    strings (a YAML ``"4"`` is refused, not read as a number).
+    """
+    values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
+    kind = "values" if minimum is None else f"integers >= {minimum}"
+    if len(values) != 3:
+        raise ValueError(f"{name} needs 1 or 3 {kind} (z, y, x), got {value!r}")
+    if any(isinstance(v, (str, bytes)) for v in values):
+        raise TypeError(f"{name} must be numbers, got {value!r}")
+    out = tuple(cast(v) for v in values)
+    if minimum is not None and min(out) < minimum:
+        raise ValueError(f"{name} needs 1 or 3 {kind} (z, y, x), got {value!r}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -201,16 +242,16 @@ class BlockPlan:
     min_read: tuple[int, int, int] = (1, 1, 1)
 
     def __post_init__(self):
-        object.__setattr__(self, "shape", _positive3(self.shape, "volume shape"))
-        object.__setattr__(self, "block_shape", _positive3(self.block_shape, "block_shape"))
-        object.__setattr__(self, "halo", _positive3(self.halo, "halo", minimum=0))
-        object.__setattr__(self, "min_read", _positive3(self.min_read, "min_read"))
+        object.__setattr__(self, "shape", as_zyx(self.shape, "volume shape", minimum=1))
+        object.__setattr__(self, "block_shape", as_zyx(self.block_shape, "block_shape", minimum=1))
+        object.__setattr__(self, "halo", as_zyx(self.halo, "halo", minimum=0))
+        object.__setattr__(self, "min_read", as_zyx(self.min_read, "min_read", minimum=1))
 
     @classmethod
     def aligned(cls, shape, chunks, block_shape=None, halo=0, min_read=1) -> BlockPlan:
         """A plan whose block shape is ``block_shape`` (default: ``chunks``) rounded up to a multiple of ``chunks``."""
-        chunks = _positive3(chunks, "output chunks")
-        want = chunks if block_shape is None else _positive3(block_shape, "block_shape")
+        chunks = as_zyx(chunks, "output chunks", minimum=1)
+        want = chunks if block_shape is None else as_zyx(block_shape, "block_shape", minimum=1)
         rounded = tuple(-(-w // c) * c for w, c in zip(want, chunks, strict=True))
         return cls(shape, rounded, halo, min_read)
 

@@ -15,6 +15,8 @@ from monai.transforms import Randomizable, apply_transform
 from monai.utils import MAX_SEED
 from torch.utils.data import Dataset as _TorchDataset
 
+from .chunks import resolve_rank_world
+
 __all__ = ["MultiVolumeDataset", "RandVolumePicker", "crop_positions"]
 
 
@@ -79,9 +81,7 @@ class RandVolumePicker(Randomizable):
 
 def _ddp_rank() -> int:
     """This process's rank in torch.distributed, 0 when it is not initialised."""
-    import torch.distributed as dist
-
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    return resolve_rank_world(env=False)[0]
 
 
 def _check_pair(i: int, volume: Mapping) -> None:

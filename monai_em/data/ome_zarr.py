@@ -25,6 +25,7 @@ from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 __all__ = [
     "create_ome_labels",
     "create_ome_zarr",
+    "level_path",
     "multiscale_paths",
     "open_ome_zarr",
     "read_ngff_transform",
@@ -74,6 +75,14 @@ def _open_group(path, mode: str = "r") -> zarr.Group:
         return zarr.open_group(_location(path), mode=mode)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError) as e:
         raise FileNotFoundError(f"no zarr group at {path}") from e
+
+
+def level_path(ms: Mapping, level: int, where) -> str:
+    """The array path of level ``level`` (0 = finest) of a ``multiscales[0]`` dict; ValueError listing the levels."""
+    paths = [d["path"] for d in ms["datasets"]]
+    if not 0 <= int(level) < len(paths):
+        raise ValueError(f"{where} has levels 0..{len(paths) - 1} ({paths}), got level={level}")
+    return paths[int(level)]
 
 
 def multiscale_paths(path) -> list[str]:
@@ -237,12 +246,7 @@ def open_ome_zarr(path, level: int = 0, mode: str = "r") -> zarr.Array:
         ValueError: not an OME-Zarr image, or no such level (the message lists the levels).
     """
     group = _open_group(path, mode)
-    datasets = _multiscale(group, path)["datasets"]
-    if not -len(datasets) <= int(level) < len(datasets):
-        raise ValueError(
-            f"{path} has levels 0..{len(datasets) - 1} ({[d['path'] for d in datasets]}), got {level}"
-        )
-    return group[datasets[int(level)]["path"]]
+    return group[level_path(_multiscale(group, path), level, path)]
 
 
 def _spatial_transform(transforms: Sequence[Mapping], n: int, where) -> tuple[np.ndarray, np.ndarray]:
@@ -279,11 +283,10 @@ def ngff_transform(ms: Mapping, level: int, where) -> tuple[tuple[float, ...], t
     spatial = [names.index(a) if a in names else None for a in _SPATIAL]
     if None in spatial:
         raise ValueError(f"{where}: OME-Zarr axes {names} lack one of the spatial axes z, y, x")
-    datasets = ms["datasets"]
-    if not -len(datasets) <= int(level) < len(datasets):
-        raise ValueError(f"{where} has levels 0..{len(datasets) - 1}, got {level}")
+    level_path(ms, level, where)  # no such level: ValueError
+    dataset = ms["datasets"][int(level)]
     n = len(names)
-    scale, translation = _spatial_transform(datasets[int(level)].get("coordinateTransformations"), n, where)
+    scale, translation = _spatial_transform(dataset.get("coordinateTransformations"), n, where)
     g_scale, g_translation = _spatial_transform(ms.get("coordinateTransformations"), n, where)
     scale, translation = scale * g_scale, translation * g_scale + g_translation
     units = {axes[i].get("unit") for i in spatial}

@@ -28,7 +28,7 @@ import numpy as np
 import zarr
 
 from . import ts_worker
-from .ome_zarr import ngff_transform
+from .ome_zarr import level_path, ngff_transform
 from .volume import Box, normalize_unit, parse_geometry, read_reflected
 
 __all__ = ["TensorStoreVolume", "ZarrVolume", "is_store", "open_store", "store_kind"]
@@ -175,16 +175,14 @@ class ZarrVolume(_Geometry):
                     f"{where} is a zarr group but not an OME-Zarr image: name the array with "
                     f"dataset=...{self._listing(where)}"
                 )
-            levels = [d["path"] for d in ms["datasets"]]
             k = 0 if level is None else int(level)
-            if not 0 <= k < len(levels):
-                raise ValueError(f"{where} has levels 0..{len(levels) - 1} ({levels}), got level={level}")
+            level_name = level_path(ms, k, where)
             names = [a if isinstance(a, str) else a["name"] for a in ms.get("axes", ["z", "y", "x"])]
             if names[-3:] != ["z", "y", "x"]:
                 raise ValueError(f"{where}: OME-Zarr axes {names} must end with z, y, x")
             self.voxel_size, self.offset, self.unit = ngff_transform(ms, k, where)
-            path = _join(path, levels[k]) if path else levels[k]
-            node = node[levels[k]]
+            path = _join(path, level_name) if path else level_name
+            node = node[level_name]
         else:
             if level not in (None, 0):
                 raise ValueError(f"{where} is a single zarr array: it has no level {level}")

@@ -9,12 +9,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 from monai.data import IterableDataset
 from monai.transforms import apply_transform
 from torch.utils.data import get_worker_info
 
-from .chunks import chunk_box, chunk_grid, chunk_name, split_rank_world, worker_share
+from .chunks import chunk_box, chunk_grid, chunk_name, resolve_rank_world, split_rank_world, worker_share
 from .sources import open_volume, role_of_key
 from .tiles import check_compatible
 
@@ -162,15 +161,7 @@ class TileDataset(IterableDataset):
         self.epoch = int(epoch)
 
     def _rank_world(self) -> tuple[int, int]:
-        rank, world = self.rank, self.world_size
-        dist = torch.distributed.is_available() and torch.distributed.is_initialized()
-        if world is None:
-            world = torch.distributed.get_world_size() if dist else 1
-        if rank is None:
-            rank = torch.distributed.get_rank() if dist else 0
-        if world < 1 or not 0 <= rank < world:
-            raise ValueError(f"rank {rank} out of range for world_size {world}")
-        return int(rank), int(world)
+        return resolve_rank_world(self.rank, self.world_size, env=False)
 
     # chunks -----------------------------------------------------------------------------------
     def chunk_box(self, chunk_id: int, padded: bool = True) -> tuple[tuple[int, int], ...]:

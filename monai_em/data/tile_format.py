@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .atomic import write_atomically
 from .volume import parse_geometry
 
 __all__ = [
@@ -76,12 +77,6 @@ def to_pil(section: np.ndarray) -> Image.Image:
     raise TypeError(f"tiles hold integer sections (uint8, uint16, or ids < 2**24), got dtype {section.dtype}")
 
 
-def _atomic_save(img: Image.Image, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    img.save(tmp)
-    os.replace(tmp, path)
-
-
 def write_tiled_volume(
     volume: np.ndarray,
     folder: str | os.PathLike,
@@ -120,14 +115,14 @@ def write_tiled_volume(
     for z in range(depth):
         if tile_size is None:
             entries.append(f"{z:04d}.{ext}")
-            _atomic_save(to_pil(volume[z]), folder / entries[-1])
+            write_atomically(folder / entries[-1], to_pil(volume[z]).save)
             continue
         entries.append(f"{z:04d}/{TILE_PATTERN}.{ext}")
         (folder / f"{z:04d}").mkdir(exist_ok=True)
         for r in range(n_rows):
             for c in range(n_cols):
                 tile = volume[z, r * tile_yx[0] : (r + 1) * tile_yx[0], c * tile_yx[1] : (c + 1) * tile_yx[1]]
-                _atomic_save(to_pil(tile), folder / tile_file(entries[-1], r, c, tile_st))
+                write_atomically(folder / tile_file(entries[-1], r, c, tile_st), to_pil(tile).save)
     spec = {
         "ndim": 1,
         "dtype": str(volume.dtype),

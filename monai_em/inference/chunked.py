@@ -20,18 +20,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.chunks import Block, chunk_box, chunk_boxes, chunk_grid, split_rank_world
+from ..data.atomic import write_atomically
+from ..data.chunks import Block, as_zyx, chunk_box, chunk_boxes, chunk_grid, split_rank_world
 from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
 from .backends import BACKENDS, run_blocks
 from .blockwise import BlockJob, prediction_job
-from .settings import WindowSettings, _triple
+from .settings import WindowSettings
 from .window import named_error, resolve_rank_world
 from .writers import (
     CHUNK_DATASET,
     CHUNK_SUFFIX,
     FINGERPRINT_ATTR,
     chunk_path,
+    fingerprint_attr,
     fingerprint_of,
     network_digest,
     read_fingerprint,
@@ -165,7 +167,7 @@ class ChunkedInference:
         self.predictor = self.window.predictor(network)
         self.chunk_num = [int(n) for n in chunk_num]
         self.n_chunks = chunk_grid(self.chunk_num)
-        self.pad_size = _triple(pad_size, "pad_size")
+        self.pad_size = as_zyx(pad_size, "pad_size")
         if spatial_dims == 2 and np.ndim(pad_size) == 0:
             self.pad_size = (0, *self.pad_size[1:])  # a 2D network needs no context across sections
         if min(self.pad_size) < 0:
@@ -385,8 +387,8 @@ def stitch_chunks(
         )
     output_file = Path(output_file)
     output_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_file.with_name(f".{output_file.stem}.{os.getpid()}.tmp{output_file.suffix}")
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as out:
             ds = None
             ids = tqdm(
@@ -399,9 +401,7 @@ def stitch_chunks(
             for chunk_id, box in zip(ids, chunk_boxes(shape, chunk_num, train=False), strict=True):
                 path = chunk_path(chunk_dir, box)
                 with h5py.File(path, "r") as h5:
-                    data = h5[CHUNK_DATASET][()]
-                    found = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
-                found = found.decode() if isinstance(found, bytes) else found
+                    data, found = h5[CHUNK_DATASET][()], fingerprint_attr(h5[CHUNK_DATASET])
                 if chunk_id == 0:
                     first = (path, found)
                     if fingerprint is not None and found != fingerprint:
@@ -422,10 +422,8 @@ def stitch_chunks(
                     raise ValueError(f"chunk file {path} has {data.shape[0]} channels of {data.dtype}, "
                                      f"other chunks {ds.shape[0]} of {ds.dtype}")  # fmt: skip
                 ds[(slice(None), *(slice(a, b) for a, b in box))] = data
-        os.replace(tmp, output_file)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_atomically(output_file, write)
     return output_file
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..data.chunks import as_zyx
 from .window import (
     OUTPUT_DTYPES,
     WindowPredictor,
@@ -18,15 +19,6 @@ from .window import (
 )
 
 __all__ = ["WindowSettings"]
-
-
-def _triple(value, name: str, cast=int) -> tuple:
-    values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
-    if len(values) != 3:
-        raise ValueError(f"{name} needs 1 or 3 values (z, y, x), got {value!r}")
-    if any(isinstance(v, (str, bytes)) for v in values):
-        raise TypeError(f"{name} must be numbers, got {value!r}")
-    return tuple(cast(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -77,10 +69,10 @@ class WindowSettings:
                 f"roi_size must be {count} positive sizes {axes} for spatial_dims={dims}, got {self.roi_size}"
             )
         if dims == 3:
-            overlap = _triple(self.overlap, "overlap", float)
+            overlap = as_zyx(self.overlap, "overlap", float)
         else:
             ov = self.overlap
-            ov = _triple(ov, "overlap", float) if np.ndim(ov) == 0 or len(ov) == 3 else (0.0, *ov)
+            ov = as_zyx(ov, "overlap", float) if np.ndim(ov) == 0 or len(ov) == 3 else (0.0, *ov)
             overlap = (0.0, *(float(o) for o in ov[-2:]))
         if not all(0 <= o < 1 for o in overlap):
             raise ValueError(f"overlap must be in [0, 1) per axis, got {self.overlap!r}")

@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from ..data.atomic import write_atomically
 from ..data.chunks import split_rank_world
 from ..data.readers import read_hdf5
 from ..data.sources import open_volume
@@ -134,34 +135,28 @@ def save_image(array: np.ndarray, path: str | os.PathLike) -> list[Path]:
                 (path.with_name(f"{path.stem}_c{c}{path.suffix}"), array[c]) for c in range(array.shape[0])
             ]
         for p, a in items[::-1]:  # channel 0 last: its file marks the image as done
-            _atomic(p, lambda tmp, a=a: Image.fromarray(np.ascontiguousarray(a)).save(tmp, format="PNG"))
+            write_atomically(
+                p, lambda tmp, a=a: Image.fromarray(np.ascontiguousarray(a)).save(tmp, format="PNG")
+            )
         return [p for p, _ in items]
     if ext in ("tif", "tiff"):
         pages = [
             Image.fromarray(np.ascontiguousarray(a if a.dtype == np.uint8 else a.astype(np.float32)))
             for a in array
         ]
-        _atomic(path, lambda tmp: pages[0].save(tmp, format="TIFF", save_all=True, append_images=pages[1:]))
+        write_atomically(
+            path, lambda tmp: pages[0].save(tmp, format="TIFF", save_all=True, append_images=pages[1:])
+        )
     elif ext == "h5":
-        _atomic(path, lambda tmp: _save_h5(tmp, array))
+        write_atomically(path, lambda tmp: _save_h5(tmp, array))
     else:
-        _atomic(path, lambda tmp: np.save(tmp, array))
+        write_atomically(path, lambda tmp: np.save(tmp, array))
     return [path]
 
 
 def _save_h5(tmp: Path, array: np.ndarray) -> None:
     with h5py.File(tmp, "w") as h5:
         h5.create_dataset("main", data=array)
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 class ImageListInference:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from monai.data.utils import compute_importance_map
 from monai.inferers import sliding_window_inference
+
+from ..data.chunks import resolve_rank_world
 
 __all__ = [
     "OUTPUT_DTYPES",
@@ -26,22 +27,6 @@ logger = logging.getLogger(__name__)
 
 OUTPUT_DTYPES = ("uint8", "float16", "float32")
 _ACTIVATIONS = (None, "sigmoid", "softmax", "tanh")
-
-
-def resolve_rank_world(rank: int | None = None, world_size: int | None = None) -> tuple[int, int]:
-    """``(rank, world_size)``: the arguments, else torch.distributed when initialised, else env RANK/WORLD_SIZE, else 0/1."""
-    if rank is None or world_size is None:
-        dist = torch.distributed
-        if dist.is_available() and dist.is_initialized():
-            auto = dist.get_rank(), dist.get_world_size()
-        else:
-            auto = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-        rank = auto[0] if rank is None else rank
-        world_size = auto[1] if world_size is None else world_size
-    rank, world_size = int(rank), int(world_size)
-    if world_size < 1 or not 0 <= rank < world_size:
-        raise ValueError(f"rank {rank} out of range for world_size {world_size}")
-    return rank, world_size
 
 
 def window_weights(

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import zarr
 
+from ..data.atomic import write_atomically
 from ..data.ome_zarr import create_ome_zarr, open_ome_zarr
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "DoneMarkers",
     "chunk_path",
     "create_output",
+    "fingerprint_attr",
     "fingerprint_of",
     "network_digest",
     "read_fingerprint",
@@ -128,10 +130,8 @@ class DoneMarkers:
 
     def mark(self, name: str, fingerprint: str, box) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        final = self.path(name)
-        tmp = final.with_name(f".{name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"fingerprint": fingerprint, "box": [list(ab) for ab in box]}))
-        os.replace(tmp, final)
+        marker = json.dumps({"fingerprint": fingerprint, "box": [list(ab) for ab in box]})
+        write_atomically(self.path(name), lambda tmp: tmp.write_text(marker))
 
     def clear(self) -> None:
         """Remove every marker (the output array was replaced)."""
@@ -152,29 +152,27 @@ def read_fingerprint(path: str | os.PathLike) -> str | None:
     """The fingerprint stored in a chunk file, or None (no attribute, or an unreadable file)."""
     try:
         with h5py.File(path, "r") as h5:
-            value = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
+            return fingerprint_attr(h5[CHUNK_DATASET])
     except (OSError, KeyError):
         return None
+
+
+def fingerprint_attr(dataset) -> str | None:
+    """The fingerprint attribute of an open HDF5 dataset as text, or None."""
+    value = dataset.attrs.get(FINGERPRINT_ATTR)
     return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
 
 
 def write_chunk_file(
     path: Path, array: np.ndarray, box, compression: str | None, fingerprint: str | None = None
 ) -> None:
-    """Write to a hidden temp file in the same folder, fsync it, then rename: the final name means finished."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{CHUNK_SUFFIX}")
-    try:
+    """Write with :func:`~monai_em.data.atomic.write_atomically` (fsynced): the final name means finished."""
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as h5:
             ds = h5.create_dataset(CHUNK_DATASET, data=array, compression=compression)
             ds.attrs["box"] = np.asarray(box, dtype=np.int64)
             if fingerprint is not None:
                 ds.attrs[FINGERPRINT_ATTR] = fingerprint
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data is on disk before the final name appears
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+
+    write_atomically(path, write, fsync=True)

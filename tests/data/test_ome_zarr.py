@@ -172,3 +172,10 @@ def test_open_missing_and_not_ome(tmp_path):
     create_ome_zarr(tmp_path / "one.ome.zarr", (2, 4, 4), "uint8", (2, 4, 4))
     with pytest.raises(ValueError, match=r"levels 0..0"):
         open_ome_zarr(tmp_path / "one.ome.zarr", level=3)
+
+
+def test_levels_count_from_the_finest_only(tmp_path):
+    create_ome_zarr(tmp_path / "one.ome.zarr", (2, 4, 4), "uint8", (2, 4, 4))
+    for read in (open_ome_zarr, read_ngff_transform):
+        with pytest.raises(ValueError, match=r"one.ome.zarr has levels 0..0 \(\['0'\]\), got level=-1"):
+            read(tmp_path / "one.ome.zarr", level=-1)

@@ -72,12 +72,12 @@ def bundle_target(cfg: PyTCConfig) -> tuple[str, int] | None:
     """``MODEL.TARGET_OPT`` -> (bundle ``target``, ``boundary_width``), or None when the YAML leaves it out.
 
     ``4-<h>-<bg>`` (instance contour, PyTC's ``tsz_h`` = h voxels on each side of an interface) ->
-    ``("boundary", 2 * h)``; ``2-...`` (affinity) -> ``("affinity", 2)``; every other option with a
+    ``("boundary", 2 * h)`` (``4-<h>-0``, no contours against background: the option itself); ``2-...`` (affinity) -> ``("affinity", 2)``; every other option with a
     monai_em meaning (``0`` binary, ``5`` distance, ``9-<K>`` semantic: see
     :mod:`monai_em.transforms.target_options`) is the bundle ``target`` itself, which takes PyTC option
     strings. Several options (PyTC multi-task): the first with a meaning; the rest are reported as ignored.
     """
-    from ..transforms.target_options import parse_target
+    from ..transforms.target_options import parse_target, target_from_pytc_option
 
     if "MODEL.TARGET_OPT" not in cfg.user_keys:
         return None
@@ -95,8 +95,13 @@ def bundle_target(cfg: PyTCConfig) -> tuple[str, int] | None:
                 "PyTC config key MODEL.TARGET_OPT: training target %r only; ignored %s", opt, skipped
             )
         if name == "boundary":
-            half = int(fields[0]) if fields and fields[0].isdigit() else 1
-            return "boundary", 2 * max(half, 1)
+            try:
+                contour = target_from_pytc_option(opt).target  # validates the fields, e.g. refuses '4-x'
+            except ValueError as e:
+                raise ValueError(f"PyTC config key MODEL.TARGET_OPT: {e}") from e
+            if contour.bg_mode != "include":  # '4-<h>-0': the option itself keeps the background rule
+                return opt, contour.width
+            return "boundary", contour.width
         if name == "affinity":
             return "affinity", 2
         return opt, 2

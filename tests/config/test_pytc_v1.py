@@ -277,7 +277,7 @@ def test_scheduler_without_bundle_twin_warns_and_stays_constant(caplog):
 
 @pytest.mark.parametrize(
     "opts, target, width",
-    [(["4-2-1"], "boundary", 4), (["4-3-0"], "boundary", 6), (["2-1-1"], "affinity", 2),
+    [(["4-2-1"], "boundary", 4), (["4-3-0"], "4-3-0", 6), (["4-3"], "boundary", 6), (["2-1-1"], "affinity", 2),
      (["4-1-1", "0"], "boundary", 2), (["0", "4-1-1"], "0", 2), (["9-3"], "9-3", 2)],
 )  # fmt: skip
 def test_target_opt_maps_to_the_bundle_target(opts, target, width):
@@ -289,6 +289,8 @@ def test_target_opt_maps_to_the_bundle_target(opts, target, width):
 def test_target_opt_without_bundle_target_raises_and_unset_keeps_bundle_default():
     with pytest.raises(ValueError, match=r"MODEL.TARGET_OPT.*'1'.*synaptic polarity"):
         pytc_bundle_value({"MODEL": {"TARGET_OPT": ["1"]}}, "target", "boundary")
+    with pytest.raises(ValueError, match=r"MODEL.TARGET_OPT.*4-x"):
+        pytc_bundle_value({"MODEL": {"TARGET_OPT": ["4-x"]}}, "target", "boundary")
     assert pytc_bundle_value({}, "target", "boundary") == "boundary"
 
 

@@ -113,9 +113,15 @@ def main(argv=None) -> None:
 
     print("[3/4] chunked inference of the test volume with the bundle")
     shutil.rmtree(out / "prediction", ignore_errors=True)  # never score a previous run's chunks
+    ckpt = (
+        out / "models" / "model.pt"
+    )  # best validation F1; absent when the time limit came before any validation
+    if not ckpt.is_file() and (out / "models" / "final_model.pt").is_file():
+        print("    no validation ran within the time limit: predicting with the final checkpoint")
+        ckpt = out / "models" / "final_model.pt"
     run_bundle(
         ["inference.yaml"], out, out / "inference.log", "--image_json", paths["test_image"],
-        "--output_dir", out / "prediction", "--infer_chunk_num", "[1, 2, 2]",
+        "--output_dir", out / "prediction", "--infer_chunk_num", "[1, 2, 2]", "--ckpt_path", ckpt,
     )  # fmt: skip
     with h5py.File(out / "prediction" / "prediction.h5", "r") as f:
         prob = f["main"][0]  # uint8, 255 * P(boundary)

@@ -11,6 +11,7 @@ from .instances import (
     seeded_watershed,
     segment,
 )
+from .labels_zarr import create_label_array
 from .metrics import (
     adapted_rand,
     best_grey_threshold,
@@ -32,6 +33,7 @@ __all__ = [
     "block_boxes",
     "boundary_f1",
     "connected_components",
+    "create_label_array",
     "evaluate_segmentation",
     "ground_truth",
     "merge_blocks",

@@ -77,3 +77,29 @@ def test_blockwise_writes_into_a_given_array_and_checks_shapes():
         segment_blockwise(mask, cc_block, (3, 4, 4), rule="touch", out=np.zeros((6, 8)))
     with pytest.raises(ValueError, match="segment_fn returned shape"):
         segment_blockwise(mask, lambda b: b[0, :1], (3, 4, 4), rule="touch")
+
+
+def test_blockwise_into_an_ome_zarr_labels_group(tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Label, Node
+
+    from monai_em.segmentation import create_label_array
+
+    mask = np.zeros((1, 6, 8, 8), np.uint8)
+    mask[0, :, 1:3, 1:3] = mask[0, :, 5:7, 5:7] = 1
+    out = create_label_array(
+        tmp_path / "image.zarr", "cells", (6, 8, 8), chunks=(3, 4, 4), voxel_size=(40, 4, 4)
+    )
+    segment_blockwise(mask, cc_block, (3, 4, 4), rule="touch", out=out)
+    node = Node(parse_url(tmp_path / "image.zarr" / "labels" / "cells"), [])
+    assert any(isinstance(s, Label) for s in node.specs)  # ome_zarr reads it as a label image
+    data = np.asarray(node.data[0])
+    assert data.max() == 2
+    assert variation_of_information(connected_components(mask[0] > 0), data, ignore_gt=()) == pytest.approx(
+        (0, 0)
+    )
+    scale = node.metadata["coordinateTransformations"][0][0]["scale"]
+    assert scale == [40.0, 4.0, 4.0]
+    assert parse_url(tmp_path / "image.zarr" / "labels").root_attrs["labels"] == ["cells"]
+    create_label_array(tmp_path / "image.zarr", "mito", (6, 8, 8), chunks=(3, 4, 4))
+    assert parse_url(tmp_path / "image.zarr" / "labels").root_attrs["labels"] == ["cells", "mito"]

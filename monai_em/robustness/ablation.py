@@ -175,15 +175,17 @@ def _network(weights: Path, budget: Mapping[str, Any]) -> torch.nn.Module:
     parser["net_filters"] = list(budget["net_filters"])
     net = parser.get_parsed_content("network_def")
     net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-    return net.eval()
+    return net.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
 def predict(net: torch.nn.Module, image: np.ndarray, input_size: Sequence[int]) -> np.ndarray:
-    """Boundary probabilities ``(1, Z, Y, X)`` float32 of a uint8 ``(Z, Y, X)`` image (as the bundle validates)."""
-    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
+    """Boundary probabilities ``(1, Z, Y, X)`` float32 of a uint8 ``(Z, Y, X)`` image (as the bundle validates),
+    on the network's device."""
+    device = next(net.parameters()).device
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None].to(device)
     inferer = SlidingWindowInferer(roi_size=tuple(input_size), sw_batch_size=4, overlap=0.25, mode="gaussian")
     with torch.no_grad():
-        return torch.sigmoid(inferer(x, net))[0].numpy()
+        return torch.sigmoid(inferer(x, net))[0].cpu().numpy()
 
 
 def held_out_sets(

@@ -11,7 +11,7 @@ from monai.bundle import ConfigParser
 from PIL import Image
 
 from monai_em.robustness.ablation import BUNDLE, METRICS, held_out_sets, regime_overrides, run_ablation
-from monai_em.robustness.report import markdown_table, summarise
+from monai_em.robustness.report import markdown_table, regime_table, summarise
 from monai_em.transforms.base import RandEMDictTransform
 
 
@@ -56,6 +56,18 @@ def test_summary_means_and_spreads_over_seeds():
     table = markdown_table(list(summary.values()), "vi", "d")
     assert table.splitlines()[0] == "| defect | rate | em | none |"
     assert "| blur | 0.5 | 2.000 ± 1.000 | 2.000 ± 0.000 |" in table
+
+
+def test_regime_table_averages_corrupted_sets_per_seed_first():
+    def row(seed, defect, rate, vi):
+        return {"dataset": "d", "regime": "em", "seed": seed, "defect": defect, "rate": rate, "vi": vi}
+
+    rows = [row(0, "clean", 0.0, 1.0), row(0, "blur", 0.2, 2.0), row(0, "blur", 0.5, 4.0), row(0, "slip", 0.5, 6.0),
+            row(1, "clean", 0.0, 3.0), row(1, "blur", 0.2, 2.0), row(1, "blur", 0.5, 2.0), row(1, "slip", 0.5, 2.0)]  # fmt: skip
+    lines = regime_table(rows, "vi", "d").splitlines()
+    assert lines[0] == "| regime | clean | blur 0.5 | slip 0.5 | all corrupted (mean) |"
+    # blur at its highest rate: seeds 4 and 2; all corrupted: seed 0 mean 4, seed 1 mean 2 -> 3 ± 1
+    assert lines[2] == "| em | 2.000 ± 1.000 | 3.000 ± 1.000 | 4.000 ± 2.000 | 3.000 ± 1.000 |"
 
 
 @pytest.mark.slow  # ~1 min: four tiny bundle trainings in subprocesses

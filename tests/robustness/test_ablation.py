@@ -70,7 +70,7 @@ def test_regime_table_averages_corrupted_sets_per_seed_first():
     assert lines[2] == "| em | 2.000 ± 1.000 | 3.000 ± 1.000 | 4.000 ± 2.000 | 3.000 ± 1.000 |"
 
 
-@pytest.mark.slow  # ~1 min: four tiny bundle trainings in subprocesses
+@pytest.mark.slow  # 1-4 min on a busy 2-core machine: four tiny bundle trainings in subprocesses
 def test_ablation_runs_end_to_end_at_toy_scale(tmp_path):
     regimes, seeds, kinds, rates = (
         ["generic", "em-missingsection"],

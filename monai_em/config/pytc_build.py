@@ -16,6 +16,7 @@ from monai.transforms import Compose, SqueezeDimd
 from ..data.multi_volume import MultiVolumeDataset
 from ..data.sources import open_volume, role_of_key
 from ..data.tile_dataset import TileDataset
+from ..data.tiles import check_compatible
 from ..transforms.compose import EMAugmentor, default_em_transforms
 from ..transforms.mixing import RandCopyPasted
 from ..transforms.sampling import RandRejectionCropd
@@ -270,11 +271,9 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
 
 def _load_volumes(item: Mapping[str, str]) -> dict:
     """Whole volumes in memory, channel-first ``(1, Z, Y, X)``, from any file :func:`open_volume` reads."""
-    out = {}
-    for key, path in item.items():
-        vol = open_volume(path, role=role_of_key(key))
-        out[key] = vol.read(tuple((0, n) for n in vol.shape))[None]
-    return out
+    volumes = {key: open_volume(path, role=role_of_key(key)) for key, path in item.items()}
+    check_compatible(volumes)  # an image/label pair must cover the same voxels
+    return {key: vol.read(tuple((0, n) for n in vol.shape))[None] for key, vol in volumes.items()}
 
 
 def build_inference(config, network: Callable, **kwargs: Any):

@@ -1,4 +1,5 @@
-"""Chunk geometry of large volumes: training chunks (overlapping), inference chunks (a partition).
+"""Chunk geometry of large volumes: training chunks (overlapping), inference chunks (a partition),
+and the block plan of blockwise work (write boxes aligned to an output store's chunks, plus a halo).
 
 For an axis of length ``L`` split into ``n`` chunks, chunk ``i`` spans
 ``[floor(i / (n + step - 1) * L), floor((i + step) / (n + step - 1) * L))`` with ``step = 2`` for
@@ -9,11 +10,16 @@ inference (disjoint chunks that cover the axis). Chunk ids run z-major:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from .volume import normalize_box
+
 __all__ = [
+    "Block",
+    "BlockPlan",
     "axis_bounds",
     "chunk_box",
     "chunk_boxes",
@@ -118,3 +124,107 @@ def worker_share(
     perm = round_permutation(n_chunks, seed, round_key)
     share = perm[worker::n_workers]
     return [int(i) for i in share] if len(share) else [int(perm[worker % n_chunks])]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of a :class:`BlockPlan`: ``write_box`` (aligned, inside the volume) and ``read_box``
+    (``write_box`` + halo, enlarged to ``min_read``; may reach outside the volume: read it mirrored)."""
+
+    id: int
+    write_box: tuple[tuple[int, int], ...]
+    read_box: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def around(cls, block_id: int, write_box, halo=0, min_read=1) -> Block:
+        """The block writing ``write_box`` and reading it plus ``halo`` per side, enlarged to at least
+        ``min_read`` with real context (a block smaller than one window gets its larger half after it)."""
+        write = normalize_box(write_box)
+        halo, min_read = np.broadcast_to(halo, 3).tolist(), np.broadcast_to(min_read, 3).tolist()
+        read = []
+        for (a, b), h, m in zip(write, halo, min_read, strict=True):
+            extra = max(int(m) - (b - a + 2 * int(h)), 0)
+            read.append((a - int(h) - extra // 2, b + int(h) + extra - extra // 2))
+        return cls(int(block_id), write, tuple(read))
+
+    @property
+    def name(self) -> str:
+        """``z0-z1-y0-y1-x0-x1`` of the write box."""
+        return chunk_name(self.write_box)
+
+    @property
+    def crop(self) -> tuple[slice, ...]:
+        """Where the write box lies in the read box's data (spatial axes)."""
+        return tuple(
+            slice(w0 - r0, w1 - r0) for (w0, w1), (r0, _) in zip(self.write_box, self.read_box, strict=True)
+        )
+
+
+def _positive3(value, name: str, minimum: int = 1) -> tuple[int, int, int]:
+    values = [int(v) for v in (np.broadcast_to(value, 3) if np.ndim(value) == 0 else value)]
+    if len(values) != 3 or min(values) < minimum:
+        raise ValueError(f"{name} needs 1 or 3 integers >= {minimum} (z, y, x), got {value!r}")
+    return tuple(values)
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """Blocks covering a ``(Z, Y, X)`` volume whose write boxes start on multiples of ``block_shape``.
+
+    With ``block_shape`` a multiple of the output store's chunks (or shards; :meth:`aligned`), every
+    block writes whole chunks, so concurrent writers never touch the same chunk (the last block per axis
+    is clipped to the volume and owns the store's partial edge chunk alone). Block ids run z-major.
+
+    Args:
+        shape: volume ``(Z, Y, X)``.
+        block_shape: write box size ``(z, y, x)``.
+        halo: context read around each write box per side, int or ``(z, y, x)``.
+        min_read: smallest read box (e.g. the sliding window): a smaller read box is enlarged
+            around the write box (extra context, the larger half after it), as a chunk smaller than
+            a window is.
+
+    Example:
+        >>> plan = BlockPlan((10, 20, 20), block_shape=(8, 16, 16), halo=(1, 2, 2))
+        >>> len(plan), plan.block(7).write_box, plan.block(7).read_box
+        (8, ((8, 10), (16, 20), (16, 20)), ((7, 11), (14, 22), (14, 22)))
+    """
+
+    shape: tuple[int, int, int]
+    block_shape: tuple[int, int, int]
+    halo: tuple[int, int, int] = (0, 0, 0)
+    min_read: tuple[int, int, int] = (1, 1, 1)
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", _positive3(self.shape, "volume shape"))
+        object.__setattr__(self, "block_shape", _positive3(self.block_shape, "block_shape"))
+        object.__setattr__(self, "halo", _positive3(self.halo, "halo", minimum=0))
+        object.__setattr__(self, "min_read", _positive3(self.min_read, "min_read"))
+
+    @classmethod
+    def aligned(cls, shape, chunks, block_shape=None, halo=0, min_read=1) -> BlockPlan:
+        """A plan whose block shape is ``block_shape`` (default: ``chunks``) rounded up to a multiple of ``chunks``."""
+        chunks = _positive3(chunks, "output chunks")
+        want = chunks if block_shape is None else _positive3(block_shape, "block_shape")
+        rounded = tuple(-(-w // c) * c for w, c in zip(want, chunks, strict=True))
+        return cls(shape, rounded, halo, min_read)
+
+    @property
+    def grid(self) -> tuple[int, int, int]:
+        """Blocks per axis."""
+        return tuple(-(-s // b) for s, b in zip(self.shape, self.block_shape, strict=True))
+
+    def __len__(self) -> int:
+        return int(np.prod(self.grid))
+
+    def __iter__(self) -> Iterator[Block]:
+        return (self.block(i) for i in range(len(self)))
+
+    def block(self, block_id: int) -> Block:
+        """Block ``block_id`` with its write and read boxes."""
+        if not 0 <= block_id < len(self):
+            raise ValueError(f"block id {block_id} out of range for a plan of {len(self)} blocks {self.grid}")
+        zyx = chunk_id_to_zyx(block_id, self.grid)
+        write = tuple(
+            (i * b, min((i + 1) * b, s)) for i, b, s in zip(zyx, self.block_shape, self.shape, strict=True)
+        )
+        return Block.around(block_id, write, self.halo, self.min_read)

@@ -84,13 +84,34 @@ def _ddp_rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
+def _check_pair(i: int, volume: Mapping) -> None:
+    """The arrays of one volume (image, label, mask) share their spatial shape and, when they carry
+    one (MONAI ``MetaTensor``), their affine (voxel size and offset); else a ValueError names both keys."""
+    arrays = [(k, v) for k, v in volume.items() if hasattr(v, "shape") and len(v.shape) > 1]
+    if not arrays:
+        return
+    k0, a0 = arrays[0]
+    for k, a in arrays[1:]:
+        if tuple(a.shape[1:]) != tuple(a0.shape[1:]):
+            raise ValueError(
+                f"volume {i}: {k!r} has spatial shape {tuple(a.shape[1:])} but {k0!r} has {tuple(a0.shape[1:])}"
+            )
+        m0, m = getattr(a0, "affine", None), getattr(a, "affine", None)
+        if m0 is not None and m is not None and not np.allclose(np.asarray(m0), np.asarray(m)):
+            raise ValueError(
+                f"volume {i}: {k!r} has affine (voxel size, offset) {np.asarray(m).tolist()} but {k0!r} has "
+                f"{np.asarray(m0).tolist()}: the pair does not cover the same voxels"
+            )
+
+
 class MultiVolumeDataset(Randomizable, _TorchDataset):
     """Training samples from several volumes, each drawn by :class:`RandVolumePicker`.
 
     The volumes are held in memory (loaded once with ``load`` when given), so a crop transform
     such as ``RandRejectionCropd`` sees the same arrays on every call and reuses its integral
     volumes. ``index`` is ignored: every item is a fresh random sample; an epoch has
-    ``samples_per_epoch`` items. ``set_random_state`` (called per worker by MONAI's ``DataLoader``)
+    ``samples_per_epoch`` items. The arrays of one volume must share their spatial shape (and their
+    affine, for MetaTensors). ``set_random_state`` (called per worker by MONAI's ``DataLoader``)
     seeds the picker and, from it, ``transform``.
 
     Args:
@@ -128,6 +149,7 @@ class MultiVolumeDataset(Randomizable, _TorchDataset):
 
     @staticmethod
     def _shape(i: int, volume: Mapping, key: Hashable | None) -> tuple[int, ...]:
+        _check_pair(i, volume)
         if key is None:
             key = next((k for k, v in volume.items() if hasattr(v, "shape") and len(v.shape) > 1), None)
         if key is None or key not in volume:

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageSequence
 
 from .readers import first_dataset_name
-from .volume import ArrayVolume, VolumeSource, read_reflected
+from .stores import is_store, open_store
+from .volume import ArrayVolume, VolumeSource, parse_geometry, read_reflected
 
 __all__ = ["HDF5Volume", "open_volume", "role_of_key"]
 
@@ -26,6 +27,9 @@ _NIFTI_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd")
 
 class HDF5Volume:
     """One HDF5 dataset ``(..., Z, Y, X)`` read box by box, never loaded whole.
+
+    Voxel size, offset and unit come from the dataset's attributes (CREMI: ``resolution`` and
+    ``offset`` in nm, (z, y, x)); see :func:`~monai_em.data.volume.parse_geometry`.
 
     The file is opened on the first read in each process (and reopened after a fork), so the
     volume can be built in the main process and read in DataLoader workers.
@@ -51,6 +55,7 @@ class HDF5Volume:
                 raise ValueError(f"{self.path}:{name}: a volume needs (Z, Y, X) axes, got shape {obj.shape}")
             self.full_shape = tuple(int(s) for s in obj.shape)
             self.dtype = np.dtype(obj.dtype)
+            self.voxel_size, self.offset, self.unit = parse_geometry(dict(obj.attrs), f"{self.path}:{name}")
         self.dataset = name
         self.shape = self.full_shape[-3:]
         self._file: h5py.File | None = None
@@ -72,17 +77,45 @@ class HDF5Volume:
         return f"HDF5Volume({self.path}:{self.dataset}, shape={self.full_shape}, dtype={self.dtype})"
 
 
-def _read_pil(path: Path) -> np.ndarray:
-    """Every page of a PNG/TIFF/... as ``(Z, Y, X)``, or ``(C, Z, Y, X)`` for colour pages."""
+# ImageJ writes micrometers as "micron" or an escaped "\u00B5m"
+_IMAGEJ_UNITS = {"nm": "nanometer", "nanometer": "nanometer", "um": "micrometer", "micron": "micrometer",
+                 "\\u00b5m": "micrometer", "\u00b5m": "micrometer", "micrometer": "micrometer"}  # fmt: skip
+
+
+def _imagej_geometry(img: Image.Image, path: Path) -> dict:
+    """``{voxel_size, unit}`` of an ImageJ TIFF (``unit=``/``spacing=`` in its description,
+    X/YResolution in pixels per unit); ``{}`` for other images (their DPI says nothing about voxels)."""
+    tags = getattr(img, "tag_v2", None)
+    desc = tags.get(270) if tags is not None else None
+    if not isinstance(desc, str) or not desc.startswith("ImageJ="):
+        return {}
+    fields = dict(line.split("=", 1) for line in desc.splitlines() if "=" in line)
+    unit = fields.get("unit", "").strip()
+    if not unit or unit.lower() in ("pixel", "pixels"):
+        return {}
+    xres, yres = tags.get(282), tags.get(283)
+    try:
+        size_y = 1.0 / float(yres) if yres else 1.0
+        size_x = 1.0 / float(xres) if xres else 1.0
+        spacing = float(fields.get("spacing", 1.0))
+    except (ValueError, ZeroDivisionError) as e:
+        raise ValueError(f"{path}: unreadable ImageJ voxel size ({desc!r}): {e}") from e
+    return {"voxel_size": (spacing, size_y, size_x), "unit": _IMAGEJ_UNITS.get(unit.lower(), unit)}
+
+
+def _read_pil(path: Path) -> tuple[np.ndarray, dict]:
+    """Every page of a PNG/TIFF/... as ``(Z, Y, X)``, or ``(C, Z, Y, X)`` for colour pages, and the
+    ImageJ voxel size (``{}`` when there is none)."""
     try:
         with Image.open(path) as img:
+            meta = _imagej_geometry(img, path)
             pages = [np.asarray(p.copy()) for p in ImageSequence.Iterator(img)]
     except (OSError, SyntaxError, ValueError) as e:  # PIL: unidentified, truncated or corrupt image
         raise ValueError(f"cannot read image {path}: {e}") from e
     if len({p.shape for p in pages}) > 1:
         raise ValueError(f"{path}: pages differ in size {sorted({p.shape for p in pages})}")
     array = np.stack(pages)
-    return np.moveaxis(array, -1, 0) if array.ndim == 4 else array  # colour is channels, never z
+    return (np.moveaxis(array, -1, 0) if array.ndim == 4 else array), meta  # colour is channels, never z
 
 
 def _read_monai(path: Path) -> np.ndarray:
@@ -115,17 +148,24 @@ def role_of_key(key: str) -> str:
     return "image"
 
 
-def open_volume(source, role: str = "image", dataset: str | None = None, **tile_kwargs) -> VolumeSource:
+def open_volume(
+    source, role: str = "image", dataset: str | None = None, level: int | None = None, **tile_kwargs
+) -> VolumeSource:
     """Any volume description as a :class:`VolumeSource`.
 
     Args:
         source: a ``VolumeSource`` (returned as is); an array or tensor ``(..., Z, Y, X)``; a dict
-            ``{"path": ..., "dataset": ...}``; or a path to a tile JSON (-> :class:`TileVolume`, read
+            ``{"path": ..., "dataset": ..., "level": ...}``; a chunked store, local or a URL
+            (``file://``, ``http(s)://``, ``s3://``, ...): zarr v2/v3 (sharded too), an OME-Zarr image,
+            N5 or neuroglancer precomputed (-> :func:`~monai_em.data.stores.open_store`, read chunk by
+            chunk); or a path to a tile JSON (-> :class:`TileVolume`, read
             tile by tile), an HDF5 file (-> :class:`HDF5Volume`, read box by box from disk), a
             ``.npy`` file (memory-mapped), a PNG/TIFF file (every page a section, in memory; colour is
             channels), or a NIfTI/MHA/NRRD file (MONAI's readers, axes reversed to (Z, Y, X)).
         role: ``"image"``, ``"label"`` or ``"mask"``: how a tile JSON fills missing tiles.
-        dataset: HDF5 dataset name; default the first dataset of the file.
+        dataset: HDF5 dataset name (default the first dataset of the file); the array inside a zarr
+            group or N5 container; a precomputed scale key.
+        level: pyramid level (0 = finest) of an OME-Zarr image, N5 ``s0..sN`` group or precomputed volume.
         tile_kwargs: passed to :class:`TileVolume` (``fill_value``, ``strict``, ``threads``).
 
     Raises:
@@ -136,9 +176,11 @@ def open_volume(source, role: str = "image", dataset: str | None = None, **tile_
     if isinstance(source, dict):
         if "path" not in source:
             raise ValueError(
-                f"a volume given as a dict needs a 'path' (and optional 'dataset'), got {source}"
+                f"a volume given as a dict needs a 'path' (and optional 'dataset', 'level'), got {source}"
             )
-        source, dataset = source["path"], source.get("dataset", dataset)
+        source, dataset, level = source["path"], source.get("dataset", dataset), source.get("level", level)
+    if is_store(source):
+        return open_store(source, dataset=dataset, level=level)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.exists():
@@ -156,7 +198,8 @@ def open_volume(source, role: str = "image", dataset: str | None = None, **tile_
             except (OSError, ValueError, EOFError) as e:
                 raise ValueError(f"cannot read {path} as a .npy array: {e}") from e
         if name.endswith(_PIL_SUFFIXES):
-            return ArrayVolume(_read_pil(path), name=str(path))
+            array, meta = _read_pil(path)
+            return ArrayVolume(array, name=str(path), **meta)
         if name.endswith(_NIFTI_SUFFIXES):
             return ArrayVolume(_read_monai(path), name=str(path))
         raise ValueError(

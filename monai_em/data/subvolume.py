@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .sources import open_volume
-from .volume import Box, read_reflected
+from .volume import Box, geometry, read_reflected
 
 __all__ = ["SubVolume"]
 
@@ -29,7 +29,8 @@ class SubVolume:
 
     Reads go to the underlying volume (a tile JSON opens only the tiles a read touches); boxes
     reaching outside the sub-volume are mirrored inside the *sub-volume*, so held-out sections
-    never leak into a training crop and vice versa.
+    never leak into a training crop and vice versa. ``offset`` is the source's plus the box start
+    times the voxel size, so the part keeps its place in physical space.
 
     Args:
         source: anything :func:`~monai_em.data.sources.open_volume` accepts (tile JSON, HDF5 path,
@@ -64,6 +65,9 @@ class SubVolume:
         )
         self.shape = tuple(b - a for a, b in self.offset_box)
         self.dtype = np.dtype(self.source.dtype)
+        vs, off, self.unit = geometry(self.source)
+        self.voxel_size = vs
+        self.offset = tuple(o + a * v for o, (a, _), v in zip(off, self.offset_box, vs, strict=True))
 
     def _read_inside(self, box: Box) -> np.ndarray:
         shifted = tuple((a + o, b + o) for (a, b), (o, _) in zip(box, self.offset_box, strict=True))

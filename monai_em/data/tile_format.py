@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .volume import parse_geometry
+
 __all__ = [
     "TILE_PATTERN",
     "TileSpec",
@@ -166,6 +168,9 @@ class TileSpec:
     dtype: np.dtype
     n_rows: int
     n_columns: int
+    voxel_size: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    unit: str | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -263,6 +268,7 @@ def load_tile_json(path: str | os.PathLike) -> TileSpec:
             )
     if "ndim" in spec and (isinstance(spec["ndim"], bool) or not isinstance(spec["ndim"], int)):
         raise ValueError(f"tile JSON {path}: field 'ndim' must be an integer, got {spec['ndim']!r}")
+    voxel_size, offset, unit = parse_geometry(spec, f"tile JSON {path}")
     root = path.resolve().parent
     return TileSpec(
         path=path,
@@ -276,6 +282,9 @@ def load_tile_json(path: str | os.PathLike) -> TileSpec:
         dtype=dtype,
         n_rows=n_rows if tiled else 1,
         n_columns=n_cols if tiled else 1,
+        voxel_size=voxel_size,
+        offset=offset,
+        unit=unit,
     )
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .tile_format import TileSpec, decode_label_rgb, load_tile_json, tile_file
-from .volume import Box, VolumeSource, read_reflected
+from .volume import Box, VolumeSource, check_same_geometry, read_reflected
 
 __all__ = ["MissingTileWarning", "TileVolume", "check_compatible", "zoom_tile"]
 
@@ -112,6 +112,7 @@ class TileVolume:
         self.shape = self.spec.shape
         self.dtype = self.spec.dtype
         self.tile_ratio = self.spec.tile_ratio
+        self.voxel_size, self.offset, self.unit = self.spec.voxel_size, self.spec.offset, self.spec.unit
         self.missing_count = 0  # missing tiles filled so far (all reads)
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = -1
@@ -275,20 +276,18 @@ class TileVolume:
 
 
 def check_compatible(volumes: dict[str, VolumeSource]) -> None:
-    """Check that the volumes of one dataset share their shape and (tiled ones) their ``tile_ratio``.
+    """Check that the volumes of one dataset cover the same voxels (shape, voxel size, offset, unit,
+    see :func:`~monai_em.data.volume.check_same_geometry`) and that tiled ones share their ``tile_ratio``.
 
     Raises:
         ValueError: naming both keys (and JSON files) and the values that disagree.
     """
+    check_same_geometry(volumes)
     items = list(volumes.items())
     if not items:
         return
     key0, ref = items[0]
     for key, vol in items[1:]:
-        if tuple(vol.shape) != tuple(ref.shape):
-            raise ValueError(
-                f"volume {key!r} ({vol!r}) has shape {tuple(vol.shape)} but {key0!r} ({ref!r}) has {tuple(ref.shape)}"
-            )
         r0, r1 = getattr(ref, "tile_ratio", None), getattr(vol, "tile_ratio", None)
         if r0 is not None and r1 is not None and r0 != r1:
             raise ValueError(

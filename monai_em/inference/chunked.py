@@ -9,8 +9,6 @@ that change outputs; a rerun skips a chunk only when its file exists with the sa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import sys
@@ -22,18 +20,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.chunks import chunk_box, chunk_grid, chunk_name, split_rank_world
+from ..data.chunks import Block, chunk_box, chunk_boxes, chunk_grid, split_rank_world
+from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
-from .window import (
-    OUTPUT_DTYPES,
-    WindowPredictor,
-    named_error,
-    resolve_rank_world,
-    scale_input,
-    sliding_window_block,
-    to_output_dtype,
-    window_weights,
+from .backends import BACKENDS, run_blocks
+from .blockwise import BlockJob, prediction_job
+from .settings import WindowSettings, _triple
+from .window import named_error, resolve_rank_world
+from .writers import (
+    CHUNK_DATASET,
+    CHUNK_SUFFIX,
+    FINGERPRINT_ATTR,
+    chunk_path,
+    fingerprint_of,
+    network_digest,
+    read_fingerprint,
 )
+from .writers import write_chunk_file as _write_chunk
 
 __all__ = [
     "CHUNK_DATASET",
@@ -48,69 +51,8 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CHUNK_DATASET = "main"
-CHUNK_SUFFIX = ".h5"
-FINGERPRINT_ATTR = "fingerprint"
-
-
-def chunk_path(output_dir: str | os.PathLike, box) -> Path:
-    """Final file of the chunk with unpadded ``box``: ``<output_dir>/z0-z1-y0-y1-x0-x1.h5``."""
-    return Path(output_dir) / f"{chunk_name(box)}{CHUNK_SUFFIX}"
-
-
-def network_digest(network: Callable) -> str:
-    """SHA-1 of a network: its class and every parameter/buffer (name, dtype, shape, bytes) in state_dict order.
-
-    A callable that is not a ``torch.nn.Module`` is identified by its module and qualified name only.
-    """
-    h = hashlib.sha1()
-    kind = network if hasattr(network, "__qualname__") else type(network)
-    h.update(f"{getattr(kind, '__module__', '')}.{kind.__qualname__}".encode())
-    if isinstance(network, torch.nn.Module):
-        for name, t in network.state_dict().items():
-            t = t.detach().to("cpu").contiguous()
-            h.update(f"|{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()
-
-
-def read_fingerprint(path: str | os.PathLike) -> str | None:
-    """The fingerprint stored in a chunk file, or None (no attribute, or an unreadable file)."""
-    try:
-        with h5py.File(path, "r") as h5:
-            value = h5[CHUNK_DATASET].attrs.get(FINGERPRINT_ATTR)
-    except (OSError, KeyError):
-        return None
-    return value.decode() if isinstance(value, bytes) else (None if value is None else str(value))
-
-
-def _write_chunk(
-    path: Path, array: np.ndarray, box, compression: str | None, fingerprint: str | None = None
-) -> None:
-    """Write to a hidden temp file in the same folder, fsync it, then rename: the final name means finished."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{CHUNK_SUFFIX}")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            ds = h5.create_dataset(CHUNK_DATASET, data=array, compression=compression)
-            ds.attrs["box"] = np.asarray(box, dtype=np.int64)
-            if fingerprint is not None:
-                ds.attrs[FINGERPRINT_ATTR] = fingerprint
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)  # the data is on disk before the final name appears
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _triple(value, name: str, cast=int) -> tuple:
-    values = np.broadcast_to(np.asarray(value), 3).tolist() if np.ndim(value) == 0 else list(value)
-    if len(values) != 3:
-        raise ValueError(f"{name} needs 1 or 3 values (z, y, x), got {value!r}")
-    return tuple(cast(v) for v in values)
+OUTPUT_FORMATS = ("hdf5", "ome-zarr")
+DEFAULT_OUTPUT_CHUNKS = (64, 256, 256)
 
 
 class ChunkedInference:
@@ -156,6 +98,15 @@ class ChunkedInference:
         stitch: stitch after predicting (rank 0 only, once every chunk file exists with this fingerprint).
         progress: tqdm bar over chunks (with ETA) on stderr.
         input_dataset: HDF5 dataset name when the source is an HDF5 path.
+        output_format: ``"hdf5"`` (chunk files, then the stitched file) or ``"ome-zarr"`` (blocks written
+            straight into one OME-Zarr image :attr:`output_file`, default ``prediction.ome.zarr``; see
+            :meth:`predict_blockwise`): blocks of ``ceil(shape / chunk_num)`` rounded up to whole output chunks.
+        output_chunks: OME-Zarr chunk ``(z, y, x)``; default the block capped at ``(64, 256, 256)``.
+        backend: ``"local"`` / ``"torch"`` (this process; ranks split the missing blocks), ``"dask"`` or
+            ``"daisy"`` (OME-Zarr only; see :func:`~monai_em.inference.backends.run_blocks`).
+        scheduler_address / client: the dask cluster (default: a ``LocalCluster`` for the run).
+        resources: dask worker resources one block needs, e.g. ``{"GPU": 1}``.
+        window_progress: also a tqdm bar over the windows inside each chunk or block (long blocks).
 
     Example:
         >>> infer = ChunkedInference(net, roi_size=(8, 64, 64), output_dir="pred", chunk_num=(2, 4, 4),
@@ -191,25 +142,27 @@ class ChunkedInference:
         stitch: bool = True,
         progress: bool = True,
         input_dataset: str | None = None,
+        output_format: str = "hdf5",
+        output_chunks: Sequence[int] | None = None,
+        backend: str = "local",
+        scheduler_address: str | None = None,
+        client=None,
+        resources: dict | None = None,
+        window_progress: bool = False,
     ):
-        self.predictor = WindowPredictor(network, spatial_dims, activation, tta)
-        roi = [int(r) for r in roi_size]
-        if len(roi) != spatial_dims or min(roi) < 1:
+        if output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if backend in ("dask", "daisy") and output_format != "ome-zarr":
             raise ValueError(
-                f"roi_size must be {spatial_dims} positive sizes for spatial_dims={spatial_dims}, got {roi_size}"
+                f"backend {backend!r} writes blocks into one OME-Zarr image: set output_format='ome-zarr'"
             )
-        self.roi = tuple(roi) if spatial_dims == 3 else (1, *roi)
-        if spatial_dims == 3:
-            self.overlap = _triple(overlap, "overlap", float)
-        else:
-            ov = (
-                _triple(overlap, "overlap", float)
-                if np.ndim(overlap) == 0 or len(overlap) == 3
-                else (0.0, *overlap)
-            )
-            self.overlap = (0.0, *ov[-2:])
-        if not all(0 <= o < 1 for o in self.overlap):
-            raise ValueError(f"overlap must be in [0, 1) per axis, got {overlap!r}")
+        self.window = WindowSettings(
+            roi_size, spatial_dims, overlap, mode, sigma_scale, sw_batch_size, activation, tta, output_dtype,
+            intensity_scale, device, window_progress,
+        )  # fmt: skip
+        self.predictor = self.window.predictor(network)
         self.chunk_num = [int(n) for n in chunk_num]
         self.n_chunks = chunk_grid(self.chunk_num)
         self.pad_size = _triple(pad_size, "pad_size")
@@ -217,17 +170,17 @@ class ChunkedInference:
             self.pad_size = (0, *self.pad_size[1:])  # a 2D network needs no context across sections
         if min(self.pad_size) < 0:
             raise ValueError(f"pad_size must be >= 0, got {pad_size!r}")
-        if output_dtype not in OUTPUT_DTYPES:
-            raise ValueError(f"output_dtype must be one of {OUTPUT_DTYPES}, got {output_dtype!r}")
         if section_ext not in ("png", "tif", "tiff"):
             raise ValueError(f"section_ext must be 'png' or 'tif', got {section_ext!r}")
         if section_dir is not None and section_ext == "png" and output_dtype != "uint8":
             raise ValueError(f"section_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}; use 'tif'")
-        self.mode, self.sigma_scale, self.sw_batch_size = mode, sigma_scale, int(sw_batch_size)
-        self.weights = window_weights(self.roi, mode, sigma_scale)
-        self.output_dtype, self.intensity_scale, self.device = output_dtype, intensity_scale, device
+        self.output_dtype = output_dtype
         self.output_dir = Path(output_dir)
-        self.output_file = Path(output_file) if output_file is not None else self.output_dir / "prediction.h5"
+        default_name = "prediction.h5" if output_format == "hdf5" else "prediction.ome.zarr"
+        self.output_file = Path(output_file) if output_file is not None else self.output_dir / default_name
+        self.output_format, self.output_chunks = output_format, output_chunks
+        self.backend, self.scheduler_address, self.client = backend, scheduler_address, client
+        self.resources = resources
         self.output_dataset, self.compression = output_dataset, compression
         self.section_dir, self.section_ext = section_dir, section_ext
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
@@ -235,22 +188,17 @@ class ChunkedInference:
 
     def settings(self) -> dict:
         """The settings that change the chunk files' contents (part of the fingerprint)."""
-        return {
-            "roi": list(self.roi), "pad_size": list(self.pad_size), "overlap": list(self.overlap),
-            "mode": self.mode, "sigma_scale": np.asarray(self.sigma_scale, dtype=float).tolist(),
-            "activation": self.predictor.activation, "tta": repr(self.predictor.tta),
-            "output_dtype": self.output_dtype,
-            "intensity_scale": self.intensity_scale if isinstance(self.intensity_scale, (str, type(None)))
-            else float(self.intensity_scale),
-            "spatial_dims": self.predictor.spatial_dims, "chunk_num": list(self.chunk_num),
-        }  # fmt: skip
+        return {**self.window.as_dict(), "pad_size": list(self.pad_size), "chunk_num": list(self.chunk_num)}
 
     def fingerprint(self) -> str:
         """SHA-1 of the network's weights (:func:`network_digest`) and :meth:`settings`, stored in each chunk file."""
-        text = json.dumps(
-            {"network": network_digest(self.predictor.network), **self.settings()}, sort_keys=True
-        )
-        return hashlib.sha1(text.encode()).hexdigest()
+        return fingerprint_of(self.predictor.network, self.settings())
+
+    def chunk_block(self, shape: Sequence[int], chunk_id: int) -> Block:
+        """Chunk ``chunk_id`` of a ``(Z, Y, X)`` volume as a block: write box = the chunk (the inference
+        partition of ``chunk_num``), read box = chunk + ``pad_size``, enlarged to one window."""
+        return Block.around(chunk_id, chunk_box(shape, self.chunk_num, chunk_id, train=False), self.pad_size,
+                            self.window.roi)  # fmt: skip
 
     def missing_chunk_ids(self, shape: Sequence[int], fingerprint: str | None = None) -> list[int]:
         """Chunk ids of a ``(Z, Y, X)`` volume without a file holding ``fingerprint`` (default: :meth:`fingerprint`)."""
@@ -258,7 +206,7 @@ class ChunkedInference:
         return [
             i
             for i in range(self.n_chunks)
-            if read_fingerprint(chunk_path(self.output_dir, chunk_box(shape, self.chunk_num, i, train=False)))
+            if read_fingerprint(chunk_path(self.output_dir, self.chunk_block(shape, i).write_box))
             != fingerprint
         ]
 
@@ -276,22 +224,10 @@ class ChunkedInference:
 
     def predict_chunk(self, source, chunk_id: int) -> np.ndarray:
         """Prediction ``(C', z, y, x)`` of one unpadded chunk, in ``output_dtype``."""
-        box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
-        read = []
-        for (a, b), p, r in zip(box, self.pad_size, self.roi, strict=True):
-            extra = max(r - (b - a + 2 * p), 0)  # enlarge small chunks to one window, with real context
-            read.append((a - p - extra // 2, b + p + extra - extra // 2))
-        data = source.read(tuple(read))
+        block = self.chunk_block(source.shape, chunk_id)
+        data = source.read(block.read_box)
         data = data[None] if data.ndim == 3 else data
-        block = scale_input(data, self.intensity_scale)
-        del data
-        out = sliding_window_block(
-            block, self.predictor, self.roi, self.overlap, self.weights, self.mode, self.sigma_scale,
-            self.sw_batch_size, self.device,
-        )  # fmt: skip
-        del block
-        crop = tuple(slice(a - ra, b - ra) for (a, b), (ra, _) in zip(box, read, strict=True))
-        return to_output_dtype(out[(slice(None), *crop)], self.output_dtype, f"chunk {chunk_name(box)}")
+        return self.window.predict(self.predictor, data, block.crop, f"chunk {block.name}")
 
     def predict(self, source, fingerprint: str | None = None) -> list[Path]:
         """Predict this rank's chunks that have no file with the current fingerprint; returns the files written.
@@ -316,7 +252,7 @@ class ChunkedInference:
         bar = tqdm(ids, desc=f"chunks (rank {self.rank}/{self.world_size})", unit="chunk",
                    disable=not self.progress, file=sys.stderr)  # fmt: skip
         for chunk_id in bar:
-            box = chunk_box(source.shape, self.chunk_num, chunk_id, train=False)
+            box = self.chunk_block(source.shape, chunk_id).write_box
             path = chunk_path(self.output_dir, box)
             if path.exists():
                 logger.warning("chunk file %s was written by another network or other settings "
@@ -327,7 +263,7 @@ class ChunkedInference:
             try:
                 pred = self.predict_chunk(source, chunk_id)
             except Exception as e:
-                raise named_error(e, f"predicting chunk {chunk_id} ({chunk_name(box)}) failed") from e
+                raise named_error(e, f"predicting chunk {chunk_id} ({path.stem}) failed") from e
             _write_chunk(path, pred, box, self.compression, fingerprint)
             paths.append(path)
         return paths
@@ -346,7 +282,12 @@ class ChunkedInference:
         return out
 
     def __call__(self, source) -> Path | None:
-        """Predict this rank's chunks, then (rank 0) stitch; returns the output file, or None."""
+        """Predict this rank's chunks, then (rank 0) stitch; returns the output file, or None.
+
+        With ``output_format="ome-zarr"``: :meth:`predict_blockwise` instead.
+        """
+        if self.output_format == "ome-zarr":
+            return self.predict_blockwise(source)
         source = open_volume(source, dataset=self.input_dataset)
         fingerprint = self.fingerprint()
         self.predict(source, fingerprint)
@@ -356,12 +297,44 @@ class ChunkedInference:
             return None
         missing = self.missing_chunk_ids(source.shape, fingerprint)
         if missing:
-            box = chunk_box(source.shape, self.chunk_num, missing[0], train=False)
+            box = self.chunk_block(source.shape, missing[0]).write_box
             logger.warning("not stitching yet: %d chunk files missing or from another network/settings "
                            "(other ranks still running?), e.g. %s",
                            len(missing), chunk_path(self.output_dir, box))  # fmt: skip
             return None
         return self.stitch(source.shape, fingerprint)
+
+    def blockwise_job(self, source) -> BlockJob:
+        """The blockwise job of ``source``: blocks of ``ceil(shape / chunk_num)`` rounded up to whole output
+        chunks (``output_chunks``, default the block capped at ``(64, 256, 256)``), halo ``pad_size``."""
+        shape = open_volume(source, dataset=self.input_dataset).shape
+        block = tuple(-(-s // n) for s, n in zip(shape, self.chunk_num, strict=True))
+        chunks = self.output_chunks or tuple(
+            min(b, c) for b, c in zip(block, DEFAULT_OUTPUT_CHUNKS, strict=True)
+        )
+        return prediction_job(self.predictor.network, source, self.output_file, self.window, chunks, block,
+                              self.pad_size, self.input_dataset)  # fmt: skip
+
+    def predict_blockwise(self, source) -> Path | None:
+        """Predict the missing or stale blocks into the OME-Zarr :attr:`output_file` on :attr:`backend`;
+        returns it when every block is done (``None`` on a rank whose peers may still be writing).
+
+        ``source``: give a path when the backend runs blocks in other processes (each opens it).
+        """
+        job = self.blockwise_job(source)
+        run_blocks(job, self.backend, client=self.client, scheduler_address=self.scheduler_address,
+                   resources=self.resources, rank=self.rank, world_size=self.world_size,
+                   progress=self.progress)  # fmt: skip
+        if _distributed() and self.world_size > 1:
+            torch.distributed.barrier()
+        missing = job.missing()
+        if missing:
+            logger.warning("%s: %d of %d blocks not done yet (other ranks still running?)",
+                           self.output_file, len(missing), len(job.plan))  # fmt: skip
+            return None
+        if self.section_dir is not None and self.rank == 0:
+            save_sections(self.output_file, self.section_dir, self.section_ext)
+        return self.output_file
 
 
 def _distributed() -> bool:
@@ -377,10 +350,7 @@ def predict_chunks(network: Callable, source, output_dir, roi_size: Sequence[int
 
 
 def _missing_chunks(chunk_dir, shape, chunk_num) -> list[Path]:
-    paths = [
-        chunk_path(chunk_dir, chunk_box(shape, chunk_num, i, train=False))
-        for i in range(chunk_grid(chunk_num))
-    ]
+    paths = [chunk_path(chunk_dir, box) for box in chunk_boxes(shape, chunk_num, train=False)]
     return [p for p in paths if not p.exists()]
 
 
@@ -424,8 +394,7 @@ def stitch_chunks(
                 disable=not progress,
                 file=sys.stderr,
             )
-            for chunk_id in ids:
-                box = chunk_box(shape, chunk_num, chunk_id, train=False)
+            for chunk_id, box in zip(ids, chunk_boxes(shape, chunk_num, train=False), strict=True):
                 path = chunk_path(chunk_dir, box)
                 with h5py.File(path, "r") as h5:
                     data = h5[CHUNK_DATASET][()]
@@ -458,8 +427,9 @@ def stitch_chunks(
     return output_file
 
 
-def save_sections(h5_file, folder, ext: str = "png", dataset: str = "main") -> list[Path]:
-    """Write a stitched ``(C, Z, Y, X)`` volume as one image per section, reading one section at a time.
+def save_sections(volume_file, folder, ext: str = "png", dataset: str = "main") -> list[Path]:
+    """Write a stitched ``(C, Z, Y, X)`` volume (an HDF5 file's ``dataset``, or an OME-Zarr image's level 0)
+    as one image per section, reading one section at a time.
 
     PNG needs uint8: 1 channel -> gray, 3 -> RGB, else one file per channel (``0000_c1.png``).
     TIFF (``tif``) takes uint8 or float: one page per channel.
@@ -469,7 +439,12 @@ def save_sections(h5_file, folder, ext: str = "png", dataset: str = "main") -> l
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    with h5py.File(h5_file, "r") as h5:
+    if Path(volume_file).is_dir():  # an OME-Zarr image
+        ds = open_ome_zarr(volume_file)
+        for z in range(ds.shape[1]):
+            paths += save_image(ds[:, z], folder / f"{z:04d}.{ext}")
+        return paths
+    with h5py.File(volume_file, "r") as h5:
         ds = h5[dataset]
         for z in range(ds.shape[1]):
             paths += save_image(ds[:, z], folder / f"{z:04d}.{ext}")

@@ -16,16 +16,8 @@ from tqdm import tqdm
 from ..data.chunks import split_rank_world
 from ..data.readers import read_hdf5
 from ..data.sources import open_volume
-from .window import (
-    OUTPUT_DTYPES,
-    WindowPredictor,
-    named_error,
-    resolve_rank_world,
-    scale_input,
-    sliding_window_block,
-    to_output_dtype,
-    window_weights,
-)
+from .settings import WindowSettings
+from .window import named_error, resolve_rank_world
 
 __all__ = [
     "ImageListInference",
@@ -211,26 +203,18 @@ class ImageListInference:
         world_size: int | None = None,
         progress: bool = True,
     ):
-        self.roi = tuple(int(r) for r in roi_size)
-        if len(self.roi) != 2 or min(self.roi) < 1:
-            raise ValueError(f"roi_size must be two positive sizes (H, W), got {roi_size}")
         if output_ext not in _OUT_EXTS:
             raise ValueError(f"output_ext must be one of {_OUT_EXTS}, got {output_ext!r}")
-        if output_dtype not in OUTPUT_DTYPES:
-            raise ValueError(f"output_dtype must be one of {OUTPUT_DTYPES}, got {output_dtype!r}")
+        self.window = WindowSettings(
+            roi_size, 2, overlap, mode, sigma_scale, sw_batch_size, activation, tta, output_dtype, intensity_scale,
+            device,
+        )  # fmt: skip
         if output_ext == "png" and output_dtype != "uint8":
             raise ValueError(f"output_ext 'png' needs output_dtype 'uint8', got {output_dtype!r}")
         if rgb not in ("gray", "channels"):
             raise ValueError(f"rgb must be 'gray' or 'channels', got {rgb!r}")
-        self.predictor = WindowPredictor(network, 2, activation, tta)
-        self.overlap, self.mode, self.sigma_scale, self.sw_batch_size = (
-            overlap,
-            mode,
-            sigma_scale,
-            int(sw_batch_size),
-        )
-        self.weights = window_weights(self.roi, mode, sigma_scale)
-        self.output_dtype, self.intensity_scale, self.device = output_dtype, intensity_scale, device
+        self.roi = self.window.roi[1:]
+        self.predictor = self.window.predictor(network)
         self.output_dir, self.output_ext, self.suffix, self.rgb = Path(output_dir), output_ext, suffix, rgb
         self.rank, self.world_size = resolve_rank_world(rank, world_size)
         self.progress = progress
@@ -250,12 +234,8 @@ class ImageListInference:
             if any(map(any, pad))
             else image
         )
-        out = sliding_window_block(
-            scale_input(padded, self.intensity_scale), self.predictor, self.roi, self.overlap, self.weights,
-            self.mode, self.sigma_scale, self.sw_batch_size, self.device,
-        )  # fmt: skip
         crop = tuple(slice(a, a + s) for (a, _), s in zip(pad[1:], image.shape[1:], strict=True))
-        return to_output_dtype(out[(slice(None), *crop)], self.output_dtype)
+        return self.window.predict(self.predictor, padded, crop, "image")
 
     def __call__(self, images) -> list[Path]:
         """Predict every listed image without an output yet; returns this rank's output paths."""

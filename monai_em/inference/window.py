@@ -162,13 +162,14 @@ def sliding_window_block(
     sigma_scale: float | Sequence[float] = 0.125,
     sw_batch_size: int = 1,
     device=None,
+    progress: bool = False,
 ) -> torch.Tensor:
     """Sliding-window prediction of one ``(C, *spatial)`` block, blended, returned ``(C', *spatial)`` on the CPU.
 
     Windows run on ``device`` (default: the network's device, else CPU); the blended output buffer
     stays on the CPU, so device memory holds only ``sw_batch_size`` windows. A block smaller than
     the window along an axis must be enlarged by the caller with real (mirrored) context;
-    MONAI would otherwise zero-pad it.
+    MONAI would otherwise zero-pad it. ``progress``: a tqdm bar over the windows (for long blocks).
     """
     roi = tuple(int(r) for r in roi_size)
     if len(roi) != block.ndim - 1:
@@ -187,6 +188,7 @@ def sliding_window_block(
         roi_weight_map=weights.to(dev),
         sw_device=dev,
         device=torch.device("cpu"),
+        progress=progress,
     )
     return out[0]
 

@@ -1,6 +1,6 @@
 """From predictions to neurons: instances from boundary / affinity / mask predictions, blockwise, and their scores."""
 
-from .blockwise import BlockResult, block_boxes, merge_blocks, relabel_block, segment_block, segment_blockwise
+from .blockwise import BlockResult, merge_blocks, relabel_block, segment_block, segment_blockwise
 from .evaluate import CONVENTIONS, evaluate_segmentation, ground_truth, read_prediction
 from .instances import (
     DEFAULTS,
@@ -11,7 +11,6 @@ from .instances import (
     seeded_watershed,
     segment,
 )
-from .labels_zarr import create_label_array
 from .metrics import (
     adapted_rand,
     best_grey_threshold,
@@ -30,10 +29,8 @@ __all__ = [
     "agglomerate",
     "as_probability",
     "best_grey_threshold",
-    "block_boxes",
     "boundary_f1",
     "connected_components",
-    "create_label_array",
     "evaluate_segmentation",
     "ground_truth",
     "merge_blocks",

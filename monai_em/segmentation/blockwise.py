@@ -3,8 +3,8 @@
 Three engine-free steps, so any backend (in-process ``map``, a dask client, a cluster) only
 schedules them:
 
-1. :func:`segment_block` (one call per write box, in any order, in parallel): read the box plus a
-   ``halo`` of context (mirrored at the volume border), segment it, keep the core, number its
+1. :func:`segment_block` (one call per block of a ``data.chunks.BlockPlan``, in any order, in
+   parallel): read the write box plus a ``halo`` of context (mirrored at the volume border), segment it, keep the core, number its
    segments ``1..n`` locally, and keep the labels on the planes at and just beyond each face.
 2. :func:`merge_blocks` (once, on the small face records): make ids unique (block ``i``'s ids are
    offset by the segment counts of blocks ``0..i-1``, in plan order), join segments across every
@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..data.chunks import Block, BlockPlan
 from ..data.volume import ArrayVolume, Box, VolumeSource
 from .instances import relabel_sequential
 
 __all__ = [
     "BlockResult",
-    "block_boxes",
     "merge_blocks",
     "relabel_block",
     "segment_block",
@@ -42,22 +42,13 @@ __all__ = [
 _RULES = ("touch", "overlap")
 
 
-def block_boxes(shape: Sequence[int], block_shape: Sequence[int]) -> list[Box]:
-    """Write boxes of a ``(Z, Y, X)`` volume on the grid of ``block_shape`` (the last ones cut at the edge), z-major."""
-    shape, block = [int(s) for s in shape], [int(b) for b in block_shape]
-    if len(shape) != 3 or len(block) != 3 or min(block) < 1:
-        raise ValueError(f"shape and block_shape must be three positive sizes, got {shape} and {block}")
-    axes = [[(a, min(a + b, n)) for a in range(0, n, b)] for n, b in zip(shape, block, strict=True)]
-    return [(z, y, x) for z in axes[0] for y in axes[1] for x in axes[2]]
-
-
 @dataclass
 class BlockResult:
     """One segmented block: its write box, local ids ``1..count`` (``(Z, Y, X)`` uint64) and face planes.
 
     ``inner[(axis, side)]`` holds the core's labels on its first (side 0) / last (side 1) plane
     along ``axis``; ``outer[(axis, side)]`` the block's own labels on the plane just outside that
-    face (from the halo; absent when the halo is 0 along ``axis``).
+    face (from the halo; absent when the read box has no context on that side).
     """
 
     box: Box
@@ -91,42 +82,35 @@ def _to_local(plane: np.ndarray, keys: np.ndarray) -> np.ndarray:
 
 
 def segment_block(
-    source: VolumeSource,
-    box: Box,
-    segment_fn: Callable[[np.ndarray], np.ndarray],
-    halo: Sequence[int] | int = 0,
+    source: VolumeSource, block: Block, segment_fn: Callable[[np.ndarray], np.ndarray]
 ) -> BlockResult:
-    """Segment one write box of ``source`` with ``halo`` voxels of context per side.
+    """Segment one block of a :class:`~monai_em.data.chunks.BlockPlan`: its read box (write box + halo).
 
     Args:
         source: a :class:`~monai_em.data.volume.VolumeSource` (``read(box)`` mirrors outside the volume);
             it may hold channels: ``read`` returns ``(..., z, y, x)``, all of it goes to ``segment_fn``.
-        box: the write box ``((z0, z1), (y0, y1), (x0, x1))``.
+        block: the block (``write_box``, ``read_box``, ``crop``).
         segment_fn: ``(..., z, y, x)`` data -> ``(z, y, x)`` integer ids (0 = background).
-        halo: context voxels per side, per axis ``(hz, hy, hx)`` or one for all.
     """
-    halo = tuple(int(h) for h in np.broadcast_to(halo, 3))
-    if min(halo) < 0:
-        raise ValueError(f"halo must be >= 0 voxels, got {halo}")
-    read_box = tuple((a - h, b + h) for (a, b), h in zip(box, halo, strict=True))
-    seg = np.asarray(segment_fn(source.read(read_box)))
-    expected = tuple(b - a for a, b in read_box)
+    seg = np.asarray(segment_fn(source.read(block.read_box)))
+    expected = tuple(b - a for a, b in block.read_box)
     if seg.shape != expected:
         raise ValueError(
-            f"segment_fn returned shape {seg.shape} for block {box} read as {read_box}, expected {expected}"
+            f"segment_fn returned shape {seg.shape} for block {block.name} read as {block.read_box}, expected {expected}"
         )
-    inside = tuple(slice(h, h + b - a) for (a, b), h in zip(box, halo, strict=True))
+    inside = block.crop
     core = seg[inside]
     local = relabel_sequential(core)
     keys = np.unique(core[core != 0])  # core ids in the order of their local numbers 1..n
-    result = BlockResult(box, local, len(keys))
+    result = BlockResult(block.write_box, local, len(keys))
     for axis in range(3):
         n = core.shape[axis]
         result.inner[(axis, 0)] = _plane(local, axis, 0)
         result.inner[(axis, 1)] = _plane(local, axis, n - 1)
-        if halo[axis] > 0:
-            across = tuple(sl for k, sl in enumerate(inside) if k != axis)
-            for side, index in ((0, halo[axis] - 1), (1, halo[axis] + n)):
+        across = tuple(sl for k, sl in enumerate(inside) if k != axis)
+        before, after = inside[axis].start, seg.shape[axis] - inside[axis].stop
+        for side, index, room in ((0, before - 1, before), (1, inside[axis].stop, after)):
+            if room > 0:
                 result.outer[(axis, side)] = _to_local(_plane(seg, axis, index)[across], keys)
     return result
 
@@ -240,7 +224,8 @@ def segment_blockwise(
     Args:
         source: a VolumeSource or an array ``(..., Z, Y, X)``.
         segment_fn: ``(..., z, y, x)`` block data -> ``(z, y, x)`` ids; must be picklable for remote ``map_fn``.
-        block_shape: write-box size ``(Z, Y, X)``; align it with ``out``'s chunks for safe parallel writes.
+        block_shape: write-box size ``(Z, Y, X)`` of the ``BlockPlan``; a multiple of ``out``'s chunks for
+            safe parallel writes (``BlockPlan.aligned``).
         halo: context voxels per side (``"overlap"`` needs >= 1 on every axis that is split).
         rule: ``"touch"`` (connected components, exact) or ``"overlap"`` (watershed, agglomeration).
         out: writable ``(Z, Y, X)`` array-like (numpy, zarr, h5py) for the result; default a new numpy array.
@@ -248,18 +233,18 @@ def segment_blockwise(
     """
     if not hasattr(source, "read"):
         source = ArrayVolume(np.asarray(source), "prediction")
-    boxes = block_boxes(source.shape, block_shape)
+    blocks = list(BlockPlan(source.shape, block_shape, halo))
     if out is None:
         out = np.zeros(source.shape, np.uint64)
     if tuple(out.shape) != tuple(source.shape):
         raise ValueError(f"out has shape {tuple(out.shape)}, the volume {tuple(source.shape)}")
 
-    def first_pass(box):
-        res = segment_block(source, box, segment_fn, halo)
-        out[tuple(slice(a, b) for a, b in box)] = res.ids
+    def first_pass(block):
+        res = segment_block(source, block, segment_fn)
+        out[tuple(slice(a, b) for a, b in block.write_box)] = res.ids
         return res.faces_only()
 
-    records = list(map_fn(first_pass, boxes))
+    records = list(map_fn(first_pass, blocks))
     lookups = merge_blocks(records, rule, min_overlap)
 
     def second_pass(item):
@@ -267,5 +252,5 @@ def segment_blockwise(
         where = tuple(slice(a, b) for a, b in box)
         out[where] = relabel_block(np.asarray(out[where]), lookup)
 
-    list(map_fn(second_pass, zip(boxes, lookups, strict=True)))
+    list(map_fn(second_pass, zip([b.write_box for b in blocks], lookups, strict=True)))
     return out

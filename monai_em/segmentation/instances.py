@@ -106,16 +106,13 @@ def _watershed_2d_or_3d(
     if min_seed_size > 1 and seeds.max():
         sizes = np.bincount(seeds.ravel())
         seeds[sizes[seeds] < min_seed_size] = 0
-    # plateaus (a saturated boundary band) flood by distance from the seed region, not in queue order
-    far = ndimage.distance_transform_edt(~seed_mask) if seed_mask.any() else np.zeros(boundary.shape)
-    elevation = boundary.astype(np.float64) + 1e-6 * far
-    seg = watershed(elevation, seeds.astype(np.int64), mask=fg).astype(np.uint64)
+    seg = watershed(boundary, seeds.astype(np.int64), mask=fg).astype(np.uint64)
     if min_size > 1 and seg.max():
         sizes = np.bincount(seg.ravel())
         small = (sizes[seg] < min_size) & (seg > 0)
-        if small.any():  # re-flood the voxels of small segments from their neighbours
+        if small.any() and not small[seg > 0].all():  # re-flood small segments' voxels from their neighbours
             seg[small] = 0
-            seg = watershed(elevation, seg.astype(np.int64), mask=fg).astype(np.uint64)
+            seg = watershed(boundary, seg.astype(np.int64), mask=fg).astype(np.uint64)
     return relabel_sequential(seg)
 
 
@@ -133,9 +130,8 @@ def seeded_watershed(
 
     Seeds are the connected regions where ``boundary < seed_threshold`` (and, with ``foreground``,
     ``foreground >= foreground_threshold``); each floods the boundary map until it meets another,
-    inside the foreground (everywhere without one: dense neurons); on a plateau (a saturated
-    boundary band) voxels go to the nearest seed region. Segments under ``min_size``
-    voxels are dissolved and their voxels re-flooded by their neighbours.
+    inside the foreground (everywhere without one: dense neurons). Segments under ``min_size``
+    voxels are dissolved and their voxels re-flooded by their neighbours (unless all are that small).
 
     Args:
         boundary: ``(Z, Y, X)`` or ``(Y, X)`` boundary probability (1 = boundary), float or uint8.
@@ -164,16 +160,12 @@ def seeded_watershed(
 
 
 def _xy_link_mean(a: np.ndarray) -> np.ndarray:
-    """Mean of the four in-plane affinities touching each voxel (its own y / x links and its +y / +x neighbours')."""
+    """Mean of the four in-plane affinities touching each voxel: its own y / x links and its +y / +x neighbours'."""
     links = [a[1], a[2]]
-    for axis, c in (
-        (1, 1),
-        (2, 2),
-    ):  # the link to the +1 neighbour is stored at that neighbour; none past the edge
-        nxt = np.ones_like(a[c])
-        src = [slice(None)] * 3
-        dst = [slice(None)] * 3
-        src[axis], dst[axis] = slice(1, None), slice(0, -1)
+    for c in (1, 2):  # channel c links p and p - e_c, so p's link to p + e_c is stored at p + e_c
+        nxt = np.ones_like(a[c])  # no neighbour past the edge: no cut
+        src, dst = [slice(None)] * 3, [slice(None)] * 3
+        src[c], dst[c] = slice(1, None), slice(0, -1)
         nxt[tuple(dst)] = a[c][tuple(src)]
         links.append(nxt)
     return np.mean(links, axis=0)

@@ -388,6 +388,14 @@ def run_target(name: str, data) -> None:
             st.fixed_dictionaries({"offsets": st.one_of(st.none(), offsets), "in_plane": st.booleans()}),
             label="kwargs",
         )
+    elif base.startswith("Binary"):
+        kwargs = {"invert": data.draw(st.booleans(), label="invert")}
+    elif base.startswith("Semantic"):
+        kwargs = {"num_classes": data.draw(st.integers(2, 6), label="num_classes")}
+    elif base.startswith("Distance"):
+        kwargs = data.draw(
+            st.fixed_dictionaries({"in_plane": st.booleans(), "z_res": st.floats(0.5, 4.0)}), label="kwargs"
+        )
     else:
         from monai_em.transforms.targets import AffinityTarget, BoundaryTarget
 
@@ -420,8 +428,14 @@ def run_target(name: str, data) -> None:
     if res is None:
         return
     tgt = check_output(res, label, dtype=torch.float32, name="target")
-    assert tgt.shape[1:] == x.label.shape[1:] and set(np.unique(tgt).tolist()) <= {0.0, 1.0}
-    if x.label.dtype == np.uint64:
+    assert tgt.shape[1:] == x.label.shape[1:]
+    if base.startswith("Semantic"):  # class indices, all inside the range
+        assert set(np.unique(tgt).tolist()) <= set(map(float, range(kwargs["num_classes"])))
+    elif base.startswith("Distance"):
+        assert tgt.min() >= 0 and tgt.max() <= 1
+    else:
+        assert set(np.unique(tgt).tolist()) <= {0.0, 1.0}
+    if x.label.dtype == np.uint64 and not base.startswith("Binary"):  # a mask has no ids to lose
         assert int(x.label.max()) < 2**63, "uint64 ids >= 2**63 must be refused with a ValueError"
 
 
@@ -509,6 +523,12 @@ def run_augmentor(name: str, data) -> None:
         check_ids(check_output(out[key], given_[key], (1, *input_size), name=key), arr, key)
 
 
+TARGETS = [
+    f"{t}Target{d}" for t in ("Boundary", "Affinity", "Binary", "Semantic", "Distance") for d in ("", "d")
+]
+TARGETS.append("ValidMaskToWeightd")
+
+
 def runner(name: str) -> Callable:
     fam = _family(name)
     if name in ("RandMixup", "RandMixupd"):
@@ -517,13 +537,7 @@ def runner(name: str) -> Callable:
         return run_rand_dict if name.endswith("d") else run_rand_array
     if name == "RandCopyPasted":
         return run_copy_paste
-    if name in (
-        "BoundaryTarget",
-        "BoundaryTargetd",
-        "AffinityTarget",
-        "AffinityTargetd",
-        "ValidMaskToWeightd",
-    ):
+    if name in TARGETS:
         return run_target
     if name == "RandRejectionCropd":
         return run_rejection_crop
@@ -536,7 +550,7 @@ COVERED = sorted(
     [f"Rand{f}" for f in ARGS if f != "Mixup"]
     + [f"Rand{f}d" for f in ARGS if f != "Mixup"]
     + ["RandMixup", "RandMixupd", "RandCopyPasted", "RandRejectionCropd", "EMAugmentor"]
-    + ["BoundaryTarget", "BoundaryTargetd", "AffinityTarget", "AffinityTargetd", "ValidMaskToWeightd"]
+    + list(TARGETS)
 )
 
 

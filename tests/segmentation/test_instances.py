@@ -107,3 +107,13 @@ def test_segment_semantic_probabilities_and_errors():
 def test_relabel_sequential():
     assert relabel_sequential(np.array([7, 0, 3, 7])).tolist() == [2, 0, 1, 2]
     assert relabel_sequential(np.array([5, 9])).tolist() == [1, 2]
+
+
+def test_seed_distance_splits_cells_joined_by_a_thin_gap():
+    boundary = np.ones((1, 20, 41), np.float32)
+    boundary[0, 2:18, 2:19] = 0  # cell A
+    boundary[0, 2:18, 22:39] = 0  # cell B
+    boundary[0, 9:11, 19:22] = 0  # a 2-pixel-wide gap in the membrane between them
+    assert len(np.unique(seeded_watershed(boundary, min_size=1))) == 1  # one seed leaks through the gap
+    seg = seeded_watershed(boundary, min_size=1, seed_distance=2)
+    assert len(np.unique(seg)) == 2 and seg[0, 10, 5] != seg[0, 10, 35]

@@ -21,6 +21,17 @@ SETTINGS = WindowSettings((4, 12, 12), overlap=0.5, output_dtype="float32")
 
 @pytest.mark.slow  # daisy's 2 worker processes import torch and MONAI: ~30-70 s on a busy 2-core machine
 def test_daisy_resumes_and_equals_in_process(tmp_path):
+    import daisy.logging
+
+    basedir = daisy.logging.get_log_basedir()
+    daisy.logging.set_log_basedir(tmp_path / "daisy_logs")  # worker logs stay out of the checkout
+    try:
+        _resume_and_compare(tmp_path)
+    finally:
+        daisy.logging.set_log_basedir(basedir)
+
+
+def _resume_and_compare(tmp_path):
     path = tmp_path / "volume.npy"
     np.save(path, np.random.default_rng(0).integers(0, 256, size=SHAPE, dtype=np.uint8))
 

@@ -35,13 +35,13 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
-from monai.bundle import ConfigParser
 from monai.inferers import SlidingWindowInferer
 from PIL import Image
 
 from ..data.readers import read_hdf5
 from ..data.synthetic import make_em_volume
 from ..segmentation import evaluate_segmentation
+from ..training import build_network, load_weights, network_of
 from ..transforms.compose import default_em_transforms
 from .defects import KINDS, corrupt
 from .report import write_report
@@ -169,12 +169,10 @@ def train_regime(
     return final
 
 
-def _network(weights: Path, budget: Mapping[str, Any]) -> torch.nn.Module:
-    parser = ConfigParser()
-    parser.read_config(BUNDLE / "configs" / "train.yaml")
-    parser["net_filters"] = list(budget["net_filters"])
-    net = parser.get_parsed_content("network_def")
-    net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+def _network(weights: Path) -> torch.nn.Module:
+    """The trained network, rebuilt from the checkpoint alone (it carries its network spec)."""
+    net = build_network(network_of(weights))
+    load_weights(net, weights)
     return net.to("cuda" if torch.cuda.is_available() else "cpu").eval()
 
 
@@ -283,7 +281,7 @@ def _scored_run(
     start = time.perf_counter()
     weights = train_regime(run_dir, train_files, regime, seed, budget, timeout)
     train_s = time.perf_counter() - start
-    net, rows = _network(weights, budget), []
+    net, rows = _network(weights), []
     for (dataset, kind, rate), (image, label) in sets.items():
         pred = predict(net, image, budget["input_size"])
         params = DATASETS[dataset][2]

@@ -62,6 +62,7 @@ __all__ = [
     "track_call",
     "translation",
     "uncrop",
+    "undo_crop",
     "unsigned_as_signed",
 ]
 
@@ -474,6 +475,15 @@ def uncrop(img, start: Sequence[int], orig_size: Sequence[int]):
         src.append(slice(lo - int(a), max(hi, lo) - int(a)))
     out[tuple(dst)] = t[tuple(src)]
     return like_input(out, img)
+
+
+def undo_crop(transform, img):
+    """``img`` with the last crop ``transform`` recorded on it undone: :func:`uncrop` at the recorded
+    ``start`` and the affine shifted back (the inverse of a crop recorded by :func:`track_call`)."""
+    xform = transform.pop_transform(img)
+    start = [int(s) for s in xform[TraceKeys.EXTRA_INFO]["start"]]
+    out = uncrop(img, start, [int(s) for s in xform[TraceKeys.ORIG_SIZE]])
+    return shift_affine(out, np.linalg.inv(translation(start)))
 
 
 def as_torch(img) -> torch.Tensor:

@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 import torch
 from monai.transforms import Compose, InvertibleTransform, MapTransform, OneOf, RandomOrder, SomeOf
-from monai.utils import TraceKeys
 from scipy import ndimage
 
 from .base import (
@@ -21,11 +20,10 @@ from .base import (
     check_int,
     keys_and_modes,
     like_input,
-    shift_affine,
     signed_view,
     track_call,
     translation,
-    uncrop,
+    undo_crop,
 )
 from .fusion import plan, run_plan
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
@@ -152,10 +150,7 @@ class _CentreCrop(InvertibleTransform, MapTransform):
     def inverse(self, data: Mapping) -> dict:
         d = dict(data)
         for key in self.crop_keys(d):
-            xform = self.pop_transform(d[key])
-            start = [int(s) for s in xform[TraceKeys.EXTRA_INFO]["start"]]
-            out = uncrop(d[key], start, [int(s) for s in xform[TraceKeys.ORIG_SIZE]])
-            d[key] = shift_affine(out, np.linalg.inv(translation(start)))
+            d[key] = undo_crop(self, d[key])
         return d
 
 

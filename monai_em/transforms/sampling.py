@@ -21,7 +21,7 @@ from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.transforms import InvertibleTransform, MapTransform, Randomizable, allow_missing_keys_mode
 from monai.transforms.traits import MultiSampleTrait
-from monai.utils import MAX_SEED, TraceKeys, convert_to_tensor
+from monai.utils import MAX_SEED, convert_to_tensor
 
 from monai_em.data.volume import reflect_indices
 
@@ -34,7 +34,7 @@ from .base import (
     shift_affine,
     track_call,
     translation,
-    uncrop,
+    undo_crop,
 )
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
@@ -447,10 +447,7 @@ class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiS
             with allow_missing_keys_mode(self.augment) if self.allow_missing_keys else nullcontext():
                 d = self.augment.inverse(d)  # Invertd passes one key and allows the others to be missing
         for key in self.key_iterator(d):
-            xform = self.pop_transform(d[key])
-            start = [int(s) for s in xform[TraceKeys.EXTRA_INFO]["start"]]
-            out = uncrop(d[key], start, [int(s) for s in xform[TraceKeys.ORIG_SIZE]])
-            d[key] = shift_affine(out, np.linalg.inv(translation(start)))
+            d[key] = undo_crop(self, d[key])
         return d
 
     def _record(self, out: dict, start: np.ndarray, trials: int) -> dict:

@@ -1,6 +1,7 @@
 """Inference for large EM volumes: chunked and resumable sliding windows, blockwise into OME-Zarr on
 in-process / torchrun / dask / daisy backends, 2D image streaming, flip TTA."""
 
+from ..data.chunks import resolve_rank_world
 from .backends import BACKENDS, run_blocks
 from .blockwise import BlockJob, PredictBlock, prediction_job
 from .chunked import ChunkedInference, chunk_path, predict_chunks, save_sections, stitch_chunks
@@ -14,7 +15,7 @@ from .streaming import (
     save_image,
 )
 from .tta import TestTimeFlips
-from .window import WindowPredictor, resolve_rank_world, window_weights
+from .window import WindowPredictor, window_weights
 
 __all__ = [
     "BACKENDS",

@@ -18,9 +18,8 @@ import sys
 import torch
 from tqdm import tqdm
 
-from ..data.chunks import split_rank_world
+from ..data.chunks import resolve_rank_world, split_rank_world
 from .blockwise import BlockJob
-from .window import resolve_rank_world
 
 __all__ = ["BACKENDS", "run_blocks"]
 

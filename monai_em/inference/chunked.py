@@ -21,13 +21,21 @@ import torch
 from tqdm import tqdm
 
 from ..data.atomic import write_atomically
-from ..data.chunks import Block, as_zyx, chunk_box, chunk_boxes, chunk_grid, split_rank_world
+from ..data.chunks import (
+    Block,
+    as_zyx,
+    chunk_box,
+    chunk_boxes,
+    chunk_grid,
+    resolve_rank_world,
+    split_rank_world,
+)
 from ..data.ome_zarr import open_ome_zarr
 from ..data.sources import open_volume
 from .backends import BACKENDS, run_blocks
 from .blockwise import BlockJob, prediction_job
 from .settings import WindowSettings
-from .window import named_error, resolve_rank_world
+from .window import named_error
 from .writers import (
     CHUNK_DATASET,
     CHUNK_SUFFIX,

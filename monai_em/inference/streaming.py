@@ -14,11 +14,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data.atomic import write_atomically
-from ..data.chunks import split_rank_world
+from ..data.chunks import resolve_rank_world, split_rank_world
 from ..data.readers import read_hdf5
 from ..data.sources import open_volume
 from .settings import WindowSettings
-from .window import named_error, resolve_rank_world
+from .window import named_error
 
 __all__ = [
     "ImageListInference",

@@ -70,9 +70,9 @@ def role_of_key(key: str, target_type: str | None = None) -> str:
     """The role of a data key, from its name (and its PyTC target type when given).
 
     Names with ``mask``/``valid`` are masks, with ``label``/``seg`` labels, ``image``/``img``/``raw``/
-    ``em``/``input`` images. A ``"img"`` target is an image; a ``"mask"`` target is a mask when its
-    name says so, else a label. A name that says nothing, without a target type, is an image, with a
-    warning.
+    ``em``/``input`` images. A ``"img"`` target is an image; a ``"mask"`` target is a label when its
+    name says so, else a mask (so the role name ``"mask"`` and PyTC's type ``"mask"`` agree). A name
+    that says nothing, without a target type, is an image, with a warning.
     """
     low = str(key).lower()
     by_name = (
@@ -89,7 +89,7 @@ def role_of_key(key: str, target_type: str | None = None) -> str:
             raise ValueError(f"target types must be 'img' or 'mask', got {{{key!r}: {target_type!r}}}")
         if target_type == "img":
             return "image"
-        return "mask" if by_name == "mask" else "label"
+        return "label" if by_name == "label" else "mask"
     if by_name is None:
         warnings.warn(
             f"key {key!r} is read as an image (linear tile zoom, missing tiles filled with the image "
@@ -104,7 +104,7 @@ def role_of_key(key: str, target_type: str | None = None) -> str:
 def resolve_roles(keys: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
     """``{key: role name}`` for a list of keys (roles from their names, :func:`role_of_key`) or a mapping
     from key to a role name (``"image"``, ``"label"``, ``"mask"``) or a PyTC target type (``"img"``, or
-    ``"mask"``: label or mask by the key's name).
+    ``"mask"``: a label when the key's name says so, else a mask).
 
     Raises:
         ValueError: naming the keys whose value is neither a role nor a target type.

@@ -13,6 +13,7 @@ from monai_em.data.tiles import MissingTileWarning, TileVolume
 from monai_em.roles import ROLES, Role, resolve_roles, role_of_key
 from monai_em.transforms.base import keys_and_modes
 from monai_em.transforms.compose import EMAugmentor
+from monai_em.transforms.pipeline import train_transform
 from monai_em.transforms.presets import default_em_transforms
 
 GEOMETRIC = (
@@ -27,19 +28,24 @@ IMAGE_ONLY = ("RandGrayscaled", "RandMissingPartsd", "RandMotionBlurd", "RandCut
 
 def test_roles_from_names_target_types_and_role_names():
     assert resolve_roles(["image", "seg", "valid"]) == {"image": "image", "seg": "label", "valid": "mask"}
-    assert resolve_roles({"raw": "img", "gt": "mask", "valid_mask": "mask", "w": "label"}) == {
+    assert resolve_roles({"raw": "img", "gt": "mask", "seg": "mask", "valid_mask": "mask", "w": "label"}) == {
         "raw": "image",
-        "gt": "label",  # a mask target whose name says nothing is a label
+        "gt": "mask",  # a mask target whose name says nothing is a mask (the role and the PyTC type agree)
+        "seg": "label",
         "valid_mask": "mask",
         "w": "label",
     }
+    resolved = resolve_roles({"a": "image", "b": "label", "c": "mask", "label_x": "mask"})
+    assert (
+        resolve_roles(resolved) == resolved == {"a": "image", "b": "label", "c": "mask", "label_x": "label"}
+    )
     with pytest.raises(ValueError, match=r"target types must be 'img' or 'mask'.*'image': 'picture'"):
         resolve_roles({"image": "picture"})
     with pytest.warns(UserWarning, match="key 'foo' is read as an image"):
         assert role_of_key("foo") == "image"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert role_of_key("foo", "mask") == "label"  # the target type names it: no warning
+        assert role_of_key("foo", "mask") == "mask"  # the target type names it: no warning
 
 
 def test_old_import_paths_still_work():
@@ -125,6 +131,8 @@ def test_label_role_decides_what_the_augmentor_smooths():
         (4, 16, 16), {"image": "img", "seg": "mask", "valid": "mask"}, smooth_labels=True
     )
     assert aug.label_keys == ("seg",)
+    t = train_transform((4, 16, 16), {"raw": "image", "gt": "label", "ok": "mask"}, smooth_labels=True)
+    assert (t.crop.label_key, t.crop.valid_key, t.augmentor.label_keys) == ("gt", "ok", ("gt",))
 
 
 def test_image_keys_of_any_name_get_image_only_transforms_and_labels_never_do():

@@ -232,6 +232,9 @@ class EMAugmentor(Compose):
     ) -> EMAugmentor:
         """PyTC's default augmentor for ``targets`` (see :func:`default_em_transforms` for the options).
 
+        ``targets`` maps keys to PyTC target types or roles (:func:`~monai_em.roles.resolve_roles`);
+        the keys with the label role are the ones ``smooth_labels`` smooths.
+
         Example:
             >>> aug = EMAugmentor.from_targets((8, 256, 256), {"image": "img", "label": "mask", "valid_mask": "mask"})
             >>> aug.sample_size

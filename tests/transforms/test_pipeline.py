@@ -13,7 +13,14 @@ from monai.bundle import ConfigParser
 from monai.transforms import CastToTyped, ScaleIntensityRanged, SqueezeDimd
 
 import monai_em.config.pytc_build as pytc_build
-from monai_em.config import build_train_dataset, build_train_transform, load_pytc_config
+from monai_em.config import (
+    augmentor_kwargs,
+    build_augmentations,
+    build_augmentor,
+    build_train_dataset,
+    build_train_transform,
+    load_pytc_config,
+)
 from monai_em.data.synthetic import make_em_volume
 from monai_em.data.tile_format import write_tiled_volume
 from monai_em.transforms import EMAugmentor, RandRejectionCropd, TrainTransform, train_transform
@@ -177,3 +184,18 @@ def test_pytc_whole_volumes_are_padded_as_numpy_pads_them(tmp_path, pad_mode):
     np.testing.assert_array_equal(loaded["label"][0], np.pad(vol.label, pads, mode=pad_mode))
     with pytest.raises(ValueError, match="DATASET.PAD_MODE: expected one of .*'wrap'"):
         pytc_build._load_volumes({"image": str(tmp_path / "im.h5")}, (1, 1, 1), "wrap")
+
+
+def test_old_pytc_entry_points_give_the_same_augmentations():
+    """build_augmentations and from_targets(**augmentor_kwargs) (the old bundle and Python paths) still
+    give what build_augmentor builds, copy-paste included."""
+    cfg = load_pytc_config(
+        {"AUGMENTOR": {"COPYPASTE": {"ENABLED": True, "P": 0.6}, "ELASTIC": {"ENABLED": False}}}
+    )
+    built = build_augmentor(cfg).augmentations
+    names = [type(t).__name__ for t in built]
+    assert names[-1] == "RandCopyPasted" and "RandSectionElasticd" not in names
+    assert [type(t).__name__ for t in build_augmentations(cfg)] == names
+    again = EMAugmentor.from_targets(**augmentor_kwargs(cfg)).augmentations
+    assert [type(t).__name__ for t in again] == names and again[-1].prob == 0.6
+    assert build_augmentations(load_pytc_config({"AUGMENTOR": {"ENABLED": False}})) == []

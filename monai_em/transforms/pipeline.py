@@ -84,7 +84,7 @@ def train_transform(
     Example:
         >>> t = train_transform((8, 64, 64), ["image", "label"], crop={"size_thres": 100})
         >>> t.crop.spatial_size, t.augmentor.input_size
-        ((10, 132, 132), (8, 64, 64))
+        ((10, 130, 130), (8, 64, 64))
     """
     roles = resolve_roles(roles)
     labels = keys_with_role(roles, "label")

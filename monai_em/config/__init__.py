@@ -24,8 +24,11 @@ from .pytc_build import (
     inference_blending,
     inference_overlap,
     inference_roi,
+    pytc_presets,
     pytc_targets,
     pytc_value,
+    train_transform_kwargs,
     tta_from_aug_num,
+    volume_name_keys,
     volume_paths,
 )

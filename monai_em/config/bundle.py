@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..roles import ROLES
 from .pytc import PyTCConfig, load_pytc_config
 from .pytc_build import (
     inference_activation,
@@ -23,6 +24,7 @@ from .pytc_build import (
     inference_overlap,
     inference_roi,
     positive,
+    volume_name_keys,
     volume_paths,
 )
 
@@ -49,7 +51,7 @@ _SCHEDULERS = {
 
 def _one_volume(cfg: PyTCConfig, key: str, section: str = "DATASET", prefix: str = "") -> str | None:
     """The single path of a ``*_NAME`` key; ValueError naming the key when it lists several volumes."""
-    name = f"{section}.{prefix}{ {'image': 'IMAGE', 'label': 'LABEL', 'valid_mask': 'VALID_MASK'}[key] }_NAME"
+    name = f"{section}.{volume_name_keys(prefix)[key]}"
     if not cfg.get_path(name):
         return None
     found = volume_paths(cfg, section, prefix)[key]
@@ -133,13 +135,15 @@ def _chunked(cfg: PyTCConfig) -> bool:
 
 
 _T = tuple[tuple[str, ...], Callable[[PyTCConfig], Any]]
+# the data keys of the three PyTC volume files (image_json, label_json, valid_json)
+_IMAGE, _LABEL, _MASK = (ROLES[role].key for role in ("image", "label", "mask"))
 
 #: bundle -> id -> (the PyTC keys it reads, their value for the id). The one map between both worlds.
 BUNDLE_IDS: dict[str, dict[str, _T]] = {
     "train": {
-        "image_json": (("DATASET.IMAGE_NAME", "DATASET.INPUT_PATH"), lambda c: _one_volume(c, "image")),
-        "label_json": (("DATASET.LABEL_NAME",), lambda c: _one_volume(c, "label")),
-        "valid_json": (("DATASET.VALID_MASK_NAME",), lambda c: _one_volume(c, "valid_mask")),
+        "image_json": (("DATASET.IMAGE_NAME", "DATASET.INPUT_PATH"), lambda c: _one_volume(c, _IMAGE)),
+        "label_json": (("DATASET.LABEL_NAME",), lambda c: _one_volume(c, _LABEL)),
+        "valid_json": (("DATASET.VALID_MASK_NAME",), lambda c: _one_volume(c, _MASK)),
         "input_size": (("MODEL.INPUT_SIZE",), lambda c: c["MODEL"]["INPUT_SIZE"]),
         "pad_size": (("DATASET.PAD_SIZE",), lambda c: c["DATASET"]["PAD_SIZE"]),
         "chunk_num": (("DATASET.DATA_CHUNK_NUM",), lambda c: c["DATASET"]["DATA_CHUNK_NUM"]),
@@ -176,7 +180,7 @@ BUNDLE_IDS: dict[str, dict[str, _T]] = {
     "inference": {
         "image_json": (
             ("INFERENCE.IMAGE_NAME", "INFERENCE.INPUT_PATH", "DATASET.INPUT_PATH"),
-            lambda c: _one_volume(c, "image", "INFERENCE"),
+            lambda c: _one_volume(c, _IMAGE, "INFERENCE"),
         ),
         "input_size": (
             ("INFERENCE.INPUT_SIZE", "MODEL.INPUT_SIZE"),

@@ -12,15 +12,15 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-from monai.transforms import Compose, SqueezeDimd
-
 from ..data.multi_volume import MultiVolumeDataset
-from ..data.sources import open_volume, role_of_key
+from ..data.sources import open_volume
 from ..data.tile_dataset import TileDataset
 from ..data.tiles import check_compatible
-from ..transforms.compose import EMAugmentor, default_em_transforms
-from ..transforms.mixing import RandCopyPasted
+from ..data.volume import PAD_MODES, read_reflected
+from ..roles import ROLES, role_of_key
+from ..transforms.compose import EMAugmentor
+from ..transforms.pipeline import TrainTransform, train_transform
+from ..transforms.presets import default_em_transforms
 from ..transforms.sampling import RandRejectionCropd
 from .pytc import PyTCConfig, load_pytc_config
 
@@ -38,8 +38,11 @@ __all__ = [
     "build_rejection_crop",
     "build_train_dataset",
     "build_train_transform",
+    "pytc_presets",
     "pytc_targets",
+    "train_transform_kwargs",
     "pytc_value",
+    "volume_name_keys",
     "volume_paths",
     "VolumeListInference",
 ]
@@ -89,18 +92,20 @@ def pytc_targets(config) -> dict[str, str]:
     cfg = _cfg(config)
     aug = cfg["AUGMENTOR"]
     targets = {
-        "image": "img",
+        ROLES["image"].key: ROLES["image"].target_type,
         **dict(zip(aug["ADDITIONAL_TARGETS_NAME"], aug["ADDITIONAL_TARGETS_TYPE"], strict=True)),
     }
     if cfg["DATASET"]["VALID_MASK_NAME"]:  # the mask must move with the label (PyTC asserts this instead)
-        targets.setdefault("valid_mask", "mask")
+        targets.setdefault(ROLES["mask"].key, ROLES["mask"].target_type)
     return targets
 
 
-def augmentor_kwargs(config) -> dict[str, Any]:
-    """Arguments of :meth:`EMAugmentor.from_targets` equivalent to the config's AUGMENTOR section."""
-    cfg = _cfg(config)
-    aug = cfg["AUGMENTOR"]
+def pytc_presets(config) -> dict[str, Any]:
+    """The config's ``AUGMENTOR.<NAME>`` switches as :func:`default_em_transforms` arguments (``disabled``,
+    ``skip``, ``copy_paste`` and one parameter dict per name); ``{}`` (PyTC's defaults) for None."""
+    if config is None:
+        return {}
+    aug = _cfg(config)["AUGMENTOR"]
     disabled, skip, overrides = [], {}, {}
     for section, (name, params) in _AUGMENTATIONS.items():
         if not aug[section]["ENABLED"]:
@@ -111,35 +116,57 @@ def augmentor_kwargs(config) -> dict[str, Any]:
     overrides["flip"]["do_ztrans"] = bool(overrides["flip"]["do_ztrans"])
     # PyTC uses MISSINGPARTS.P both as the gate and as the per-section probability
     overrides["missingparts"]["section_prob"] = overrides["missingparts"]["prob"]
+    copy_paste = aug["COPYPASTE"]
+    pasted = (
+        {"aug_thres": copy_paste["AUG_THRES"], "prob": copy_paste["P"]} if copy_paste["ENABLED"] else None
+    )
+    return {"disabled": disabled, "skip": skip, "copy_paste": pasted, **overrides}
+
+
+def train_transform_kwargs(config) -> dict[str, Any]:
+    """Arguments of :func:`~monai_em.transforms.pipeline.train_transform` equivalent to the config
+    (``MODEL.INPUT_SIZE``, ``AUGMENTOR.*``, ``DATASET.DO_2D`` / ``REJECT_SAMPLING`` / ``VALID_RATIO``),
+    each section read once. PyTC scales no intensities, so neither does this (no ``intensity_max``)."""
+    cfg = _cfg(config)
+    ds, aug = cfg["DATASET"], cfg["AUGMENTOR"]
+    reject = ds["REJECT_SAMPLING"]
     return {
         "input_size": tuple(cfg["MODEL"]["INPUT_SIZE"]),
-        "targets": pytc_targets(cfg),
+        "roles": pytc_targets(cfg),
+        "augment": bool(aug["ENABLED"]),
+        "presets": pytc_presets(cfg),
+        "crop": {
+            "size_thres": reject["SIZE_THRES"],
+            "reject_p": reject["P"],
+            "diversity": reject["DIVERSITY"],
+            "max_trials": reject["NUM_TRIAL"],
+            "valid_ratio": ds["VALID_RATIO"],
+        },
+        "do_2d": bool(ds["DO_2D"]),
         "smooth_labels": bool(aug["SMOOTH"]),
-        "do_2d": bool(cfg["DATASET"]["DO_2D"]),
-        "disabled": disabled,
-        "skip": skip,
-        **overrides,
+    }
+
+
+def augmentor_kwargs(config) -> dict[str, Any]:
+    """Arguments of :meth:`EMAugmentor.from_targets` equivalent to the config's AUGMENTOR section."""
+    kwargs = train_transform_kwargs(config)
+    return {
+        "input_size": kwargs["input_size"],
+        "targets": kwargs["roles"],
+        "smooth_labels": kwargs["smooth_labels"],
+        "do_2d": kwargs["do_2d"],
+        **kwargs["presets"],
     }
 
 
 def build_augmentor(config) -> EMAugmentor:
     """The EMAugmentor of a PyTC config (``MODEL.INPUT_SIZE``, ``AUGMENTOR.*``, ``DATASET.DO_2D``).
 
-    ``AUGMENTOR.COPYPASTE.ENABLED`` appends :class:`RandCopyPasted` (image keys, ``label``) as the
+    ``AUGMENTOR.ENABLED: False`` gives no augmentations (samples only cropped to ``MODEL.INPUT_SIZE``);
+    ``AUGMENTOR.COPYPASTE.ENABLED`` appends :class:`RandCopyPasted` (image keys, the label) as the
     last transform before the centre crop.
     """
-    cfg = _cfg(config)
-    kwargs = augmentor_kwargs(cfg)
-    if not cfg["AUGMENTOR"]["ENABLED"]:  # PyTC: no augmentor, samples cropped to MODEL.INPUT_SIZE
-        return EMAugmentor(
-            [], kwargs["input_size"], smooth_labels=kwargs["smooth_labels"], label_keys=["label"]
-        )
-    if not cfg["AUGMENTOR"]["COPYPASTE"]["ENABLED"]:
-        return EMAugmentor.from_targets(**kwargs)
-    transforms = build_augmentations(cfg, kwargs["targets"])
-    return EMAugmentor(
-        transforms, kwargs["input_size"], smooth_labels=kwargs["smooth_labels"], label_keys=["label"]
-    )
+    return build_train_transform(config).augmentor
 
 
 def build_augmentations(
@@ -147,30 +174,18 @@ def build_augmentations(
 ) -> list:
     """The augmentation list of a PyTC config (without the final crop), for ``targets`` (default: the config's).
 
-    This is what a bundle's ``EMAugmentor(transforms=...)`` takes when the keys come from the bundle;
     ``disabled`` adds names to switch off and ``do_2d`` (when not None) replaces ``DATASET.DO_2D``, so
-    the bundle's own ids win over the PyTC file.
+    a caller's own keys and switches win over the PyTC file.
     """
-    cfg = _cfg(config)
-    kwargs = augmentor_kwargs(cfg)
-    if not cfg["AUGMENTOR"]["ENABLED"]:
+    kwargs = train_transform_kwargs(config)
+    if not kwargs["augment"]:
         return []
-    targets = dict(targets or kwargs["targets"])
-    for key in ("input_size", "targets", "smooth_labels"):
-        kwargs.pop(key)
-    kwargs["disabled"] = [*kwargs["disabled"], *disabled]
-    if do_2d is not None:
-        kwargs["do_2d"] = bool(do_2d)
-    transforms = default_em_transforms(targets, **kwargs)
-    copy_paste = cfg["AUGMENTOR"]["COPYPASTE"]
-    if copy_paste["ENABLED"]:
-        images = [k for k, v in targets.items() if v == "img"]
-        transforms.append(
-            RandCopyPasted(
-                keys=images, label_key="label", aug_thres=copy_paste["AUG_THRES"], prob=copy_paste["P"]
-            )
-        )
-    return transforms
+    presets = kwargs["presets"]
+    return default_em_transforms(
+        targets or kwargs["roles"],
+        do_2d=kwargs["do_2d"] if do_2d is None else bool(do_2d),
+        **{**presets, "disabled": [*presets["disabled"], *disabled]},
+    )
 
 
 def pytc_value(config, key: str, default: Any = None) -> Any:
@@ -182,11 +197,7 @@ def pytc_value(config, key: str, default: Any = None) -> Any:
     if config is None:
         return default
     cfg = _cfg(config)
-    paths = {
-        "DATASET.IMAGE_NAME": "image",
-        "DATASET.LABEL_NAME": "label",
-        "DATASET.VALID_MASK_NAME": "valid_mask",
-    }
+    paths = {f"DATASET.{name}": k for k, name in volume_name_keys().items()}
     if key in paths:
         if not cfg.get_path(key):
             return default
@@ -197,37 +208,23 @@ def pytc_value(config, key: str, default: Any = None) -> Any:
 
 def build_rejection_crop(config, augmentor: EMAugmentor | None = None) -> RandRejectionCropd:
     """The rejection crop of a PyTC config: sample size from the augmentor, test region ``MODEL.INPUT_SIZE``."""
-    cfg = _cfg(config)
-    augmentor = augmentor or build_augmentor(cfg)
-    reject = cfg["DATASET"]["REJECT_SAMPLING"]
-    keys = list(pytc_targets(cfg))
-    valid_key = "valid_mask" if cfg["DATASET"]["VALID_MASK_NAME"] else None
-    if valid_key and valid_key not in keys:
-        keys.append(valid_key)
-    return RandRejectionCropd(
-        keys=keys,
-        label_key="label",
-        valid_key=valid_key,
-        spatial_size=augmentor.sample_size,
-        test_size=tuple(cfg["MODEL"]["INPUT_SIZE"]),
-        size_thres=reject["SIZE_THRES"],
-        reject_p=reject["P"],
-        diversity=reject["DIVERSITY"],
-        max_trials=reject["NUM_TRIAL"],
-        valid_ratio=cfg["DATASET"]["VALID_RATIO"],
-    )
+    return train_transform(**train_transform_kwargs(config), augmentor=augmentor).crop
 
 
-def build_train_transform(config, extra: Callable | None = None) -> Compose:
-    """Rejection crop -> augmentor (-> squeeze to 2D when ``DO_2D``) (-> ``extra``, e.g. targets)."""
-    cfg = _cfg(config)
-    augmentor = build_augmentor(cfg)
-    steps: list = [build_rejection_crop(cfg, augmentor), augmentor]
-    if cfg["DATASET"]["DO_2D"]:
-        steps.append(SqueezeDimd(keys=list(augmentor_kwargs(cfg)["targets"]), dim=1))
-    if extra is not None:
-        steps.append(extra)
-    return Compose(steps)
+def build_train_transform(config, extra: Callable | None = None) -> TrainTransform:
+    """Rejection crop -> augmentor (-> squeeze to 2D when ``DO_2D``) (-> ``extra``, e.g. targets):
+    :func:`~monai_em.transforms.pipeline.train_transform` with :func:`train_transform_kwargs`."""
+    return train_transform(**train_transform_kwargs(config), targets=[extra] if extra is not None else [])
+
+
+# PyTC's volume file key of each role: <section>.<prefix><NAME>_NAME names the volume of the role's key
+_VOLUME_NAMES = {"image": "IMAGE", "label": "LABEL", "mask": "VALID_MASK"}
+
+
+def volume_name_keys(prefix: str = "") -> dict[str, str]:
+    """``{data key: PyTC file key}``, ``{"image": "IMAGE_NAME", "label": "LABEL_NAME", "valid_mask":
+    "VALID_MASK_NAME"}`` (keys from :data:`~monai_em.roles.ROLES`; ``prefix`` e.g. ``"VAL_"``)."""
+    return {ROLES[role].key: f"{prefix}{name}_NAME" for role, name in _VOLUME_NAMES.items()}
 
 
 def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str, list[str]]:
@@ -237,11 +234,8 @@ def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str
     """
     cfg = _cfg(config)
     sec = cfg[section]
-    names = {
-        "image": f"{prefix}IMAGE_NAME",
-        "label": f"{prefix}LABEL_NAME",
-        "valid_mask": f"{prefix}VALID_MASK_NAME",
-    }
+    names = volume_name_keys(prefix)
+    image = ROLES["image"].key
     absolute, base = sec.get("IS_ABSOLUTE_PATH"), sec.get("INPUT_PATH")
     if section == "INFERENCE":  # unset INFERENCE paths fall back to DATASET's (PyTC's update_inference_cfg)
         absolute = cfg["DATASET"]["IS_ABSOLUTE_PATH"] if absolute is None else absolute
@@ -258,9 +252,9 @@ def volume_paths(config, section: str = "DATASET", prefix: str = "") -> dict[str
                 f"PyTC config key {section}.{name}: an empty or non-text volume name in {value!r}"
             )
         out[key] = [p if absolute or os.path.isabs(p) else os.path.join(base, p) for p in items]
-    if "image" not in out:
+    if image not in out:
         raise ValueError(
-            f"PyTC config key {section}.{prefix}IMAGE_NAME is required, got {sec.get(names['image'])!r}"
+            f"PyTC config key {section}.{names[image]} is required, got {sec.get(names[image])!r}"
         )
     counts = {k: len(v) for k, v in out.items()}
     if len(set(counts.values())) > 1:
@@ -278,11 +272,12 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
     cfg = _cfg(config)
     ds = cfg["DATASET"]
     paths = volume_paths(cfg)
+    images = paths[ROLES["image"].key]
     transform = build_train_transform(cfg, extra)
     if ds["DO_CHUNK_TITLE"]:
-        if len(paths["image"]) != 1:
+        if len(images) != 1:
             raise ValueError(
-                f"PyTC config key DATASET.IMAGE_NAME: a tiled dataset takes one JSON, got {paths['image']}"
+                f"PyTC config key DATASET.IMAGE_NAME: a tiled dataset takes one JSON, got {images}"
             )
         return TileDataset(
             volumes={k: v[0] for k, v in paths.items()},
@@ -294,35 +289,30 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
             seed=seed,
             **kwargs,
         )
-    data = [{k: paths[k][i] for k in paths} for i in range(len(paths["image"]))]
+    data = [{k: paths[k][i] for k in paths} for i in range(len(images))]
     load = functools.partial(_load_volumes, pad_size=ds["PAD_SIZE"], pad_mode=ds["PAD_MODE"])
-    return MultiVolumeDataset(
-        data, transform, spatial_size=transform.transforms[0].spatial_size, load=load, **kwargs
-    )
-
-
-_PAD_MODES = ("reflect", "symmetric", "constant", "edge")
+    return MultiVolumeDataset(data, transform, spatial_size=transform.crop.spatial_size, load=load, **kwargs)
 
 
 def _load_volumes(
     item: Mapping[str, str], pad_size: Sequence[int] = (0, 0, 0), pad_mode: str = "reflect"
 ) -> dict:
     """Whole volumes in memory, channel-first ``(1, Z, Y, X)``, padded by ``pad_size`` per side as PyTC pads
-    them (``DATASET.PAD_SIZE`` / ``PAD_MODE``), from any file :func:`open_volume` reads."""
-    if pad_mode not in _PAD_MODES:
-        raise ValueError(f"PyTC config key DATASET.PAD_MODE: expected one of {_PAD_MODES}, got {pad_mode!r}")
+    them (``DATASET.PAD_SIZE`` / ``PAD_MODE``: numpy's ``reflect``, ``symmetric``, ``edge`` or ``constant``
+    with 0), from any file :func:`open_volume` reads."""
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"PyTC config key DATASET.PAD_MODE: expected one of {PAD_MODES}, got {pad_mode!r}")
     pads = [int(p) for p in pad_size]
     if len(pads) != 3 or min(pads) < 0:
         raise ValueError(f"PyTC config key DATASET.PAD_SIZE: expected 3 sizes >= 0, got {list(pad_size)}")
     volumes = {key: open_volume(path, role=role_of_key(key)) for key, path in item.items()}
     check_compatible(volumes)  # an image/label pair must cover the same voxels
-    out = {}
-    for key, vol in volumes.items():
-        data = vol.read(tuple((0, n) for n in vol.shape))
-        if any(pads):
-            data = np.pad(data, [(p, p) for p in pads], mode=pad_mode)
-        out[key] = data[None]
-    return out
+    return {
+        key: read_reflected(
+            vol.read, [(-p, n + p) for p, n in zip(pads, vol.shape, strict=True)], vol.shape, pad_mode
+        )[None]
+        for key, vol in volumes.items()
+    }
 
 
 # PyTC INFERENCE.AUG_NUM -> (flipped axes, y/x transpose), as its TestAugmentor; None or 0: no augmentation.

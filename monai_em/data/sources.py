@@ -7,13 +7,13 @@ One entry point for training, inference and the PyTC config: tile JSONs stay til
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 
 import h5py
 import numpy as np
 from PIL import Image, ImageSequence
 
+from ..roles import role_of_key  # re-exported: the rule that names a key's role lives in monai_em.roles
 from .readers import first_dataset_name
 from .stores import is_store, open_store
 from .volume import ArrayVolume, VolumeSource, normalize_unit, parse_geometry, read_reflected
@@ -124,23 +124,6 @@ def _read_monai(path: Path) -> np.ndarray:
     if arr.ndim != 3:
         raise ValueError(f"volume file {path} holds an array of shape {arr.shape}; expected 3 spatial axes")
     return arr.transpose(2, 1, 0)
-
-
-def role_of_key(key: str) -> str:
-    """The ``role`` :func:`open_volume` needs for a data key, from its name; a name that says nothing is an image, with a warning."""
-    low = key.lower()
-    if "mask" in low or "valid" in low:
-        return "mask"
-    if "label" in low or "seg" in low:
-        return "label"
-    if low not in ("image", "img", "raw", "em", "input"):
-        warnings.warn(
-            f"key {key!r} is read as an image (linear tile zoom, missing tiles filled with the image "
-            f"fill value); if it holds labels or a mask, pass roles={{{key!r}: 'label'}} (or 'mask')",
-            UserWarning,
-            stacklevel=3,
-        )
-    return "image"
 
 
 def open_volume(

@@ -13,8 +13,9 @@ from monai.data import IterableDataset
 from monai.transforms import apply_transform
 from torch.utils.data import get_worker_info
 
+from ..roles import role_of_key
 from .chunks import chunk_box, chunk_grid, chunk_name, resolve_rank_world, split_rank_world, worker_share
-from .sources import open_volume, role_of_key
+from .sources import open_volume
 from .tiles import check_compatible
 
 __all__ = ["TileDataset"]

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..roles import ROLES, get_role
 from .tile_format import TileSpec, decode_label_rgb, load_tile_json, tile_file
 from .volume import Box, VolumeSource, check_same_geometry, read_reflected
 
 __all__ = ["MissingTileWarning", "TileVolume", "check_compatible", "zoom_tile"]
 
 logger = logging.getLogger(__name__)
-ROLES = ("image", "label", "mask")
 
 
 class MissingTileWarning(UserWarning):
@@ -99,14 +99,13 @@ class TileVolume:
         strict: bool = False,
         threads: int = 2,
     ):
-        if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        kind = get_role(role)  # ValueError naming the roles
         if int(threads) < 0:
             raise ValueError(f"threads must be >= 0, got {threads}")
         self.json_path = Path(json_path)
         self.spec: TileSpec = load_tile_json(json_path)
         self.role = role
-        self.fill_value = fill_value if role == "image" else 0
+        self.fill_value = kind.tile_fill(fill_value)
         self.strict = bool(strict)
         self.threads = int(threads)
         self.shape = self.spec.shape
@@ -178,7 +177,7 @@ class TileVolume:
     def _decode(self, path: str) -> np.ndarray:
         try:
             with Image.open(path) as img:
-                if self.role == "image" and img.mode in ("RGB", "RGBA", "LA", "P", "CMYK", "YCbCr"):
+                if ROLES[self.role].intensities and img.mode in ("RGB", "RGBA", "LA", "P", "CMYK", "YCbCr"):
                     img = img.convert("L")
                 arr = np.asarray(img)
         except FileNotFoundError:
@@ -190,7 +189,7 @@ class TileVolume:
         if arr.ndim != 2:
             raise ValueError(f"tile {path} has shape {arr.shape}; expected a 2D (Y, X) image or RGB label")
         arr = self._cast(arr, path)
-        return zoom_tile(arr, self.tile_ratio, linear=self.role == "image")
+        return zoom_tile(arr, self.tile_ratio, linear=ROLES[self.role].interpolation == "bilinear")
 
     def _load_tile(self, z: int, r: int, c: int, path: str) -> np.ndarray | None:
         """The tile (r, c) of section z in volume voxels, or None if its file is missing."""

@@ -16,6 +16,7 @@ import numpy as np
 __all__ = [
     "ArrayVolume",
     "Box",
+    "PAD_MODES",
     "VolumeSource",
     "check_same_geometry",
     "geometry",
@@ -174,9 +175,26 @@ def normalize_box(box: Sequence, ndim: int = 3) -> Box:
     return tuple(out)
 
 
-def reflect_indices(start: int, stop: int, length: int) -> np.ndarray:
-    """Indices ``start..stop-1`` mirrored into ``[0, length)`` (numpy ``reflect``: no edge repeat)."""
+#: how :func:`read_reflected` fills a box beyond the volume (numpy.pad's modes of the same names)
+PAD_MODES = ("reflect", "symmetric", "edge", "constant")
+
+
+def reflect_indices(start: int, stop: int, length: int, pad_mode: str = "reflect") -> np.ndarray:
+    """Indices ``start..stop-1`` mapped into ``[0, length)`` as ``numpy.pad(mode=pad_mode)`` does.
+
+    ``reflect``: mirrored without repeating the edge (-1 reads 1); ``symmetric``: the edge repeated
+    (-1 reads 0); ``edge``: the nearest edge; ``constant``: -1 outside the volume (to be filled).
+    """
     idx = np.arange(start, stop, dtype=np.int64)
+    if pad_mode == "edge":
+        return np.clip(idx, 0, length - 1)
+    if pad_mode == "constant":
+        return np.where((idx >= 0) & (idx < length), idx, -1)
+    if pad_mode == "symmetric":
+        idx = idx % (2 * length)
+        return np.where(idx >= length, 2 * length - 1 - idx, idx)
+    if pad_mode != "reflect":
+        raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
     if length == 1:
         return np.zeros_like(idx)
     period = 2 * (length - 1)
@@ -185,23 +203,37 @@ def reflect_indices(start: int, stop: int, length: int) -> np.ndarray:
 
 
 def read_reflected(
-    read_inside: Callable[[Box], np.ndarray], box: Sequence, shape: Sequence[int]
+    read_inside: Callable[[Box], np.ndarray],
+    box: Sequence,
+    shape: Sequence[int],
+    pad_mode: str = "reflect",
+    fill_value: float = 0,
 ) -> np.ndarray:
     """Read ``box`` of a volume of spatial ``shape`` given a reader for in-bounds boxes only.
 
     ``read_inside(inner_box)`` must return the ``(..., z, y, x)`` data of a box inside the volume.
-    Only the in-bounds hull of the mirrored indices is read, once.
+    Only the in-bounds hull of the mapped indices is read, once. Voxels outside the volume follow
+    ``pad_mode`` (:func:`reflect_indices`; ``constant``: ``fill_value``).
     """
+    if pad_mode not in PAD_MODES:
+        raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
     box = normalize_box(box, len(shape))
     inside = all(0 <= a and b <= n for (a, b), n in zip(box, shape, strict=True))
     if inside:
         return read_inside(box)
-    indices = [reflect_indices(a, b, n) for (a, b), n in zip(box, shape, strict=True)]
+    indices = [reflect_indices(a, b, n, pad_mode) for (a, b), n in zip(box, shape, strict=True)]
+    valid = [i >= 0 for i in indices]  # False only for constant padding
+    indices = [np.where(v, i, i[v][0] if v.any() else 0) for i, v in zip(indices, valid, strict=True)]
     hull = tuple((int(i.min()), int(i.max()) + 1) for i in indices)
     data = read_inside(hull)
     lead = data.ndim - len(shape)
     local = np.ix_(*[i - h[0] for i, h in zip(indices, hull, strict=True)])
-    return data[(slice(None),) * lead + local]
+    out = data[(slice(None),) * lead + local]
+    if pad_mode == "constant":
+        axes = [v.reshape([-1 if a == k else 1 for a in range(len(valid))]) for k, v in enumerate(valid)]
+        outside = ~np.logical_and.reduce(np.broadcast_arrays(*axes))
+        out[..., outside] = fill_value
+    return out
 
 
 class ArrayVolume:

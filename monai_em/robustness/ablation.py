@@ -87,7 +87,7 @@ def regime_overrides(regime: str) -> dict[str, Any]:
     if regime == "none":
         return {"augment": False}
     if regime == "generic":
-        return {"augment": True, "train#augmentor#transforms": _GENERIC}
+        return {"augment": True, "train#preprocessing#transforms": _GENERIC}
     if regime == "em":
         return {"augment": True}
     if regime.startswith("em-"):

@@ -5,6 +5,7 @@ from .compose import EMAugmentor, default_em_transforms, plan_sample_size, smoot
 from .integral import IntegralCache, box_count, box_counts, integral_volume
 from .intensity import RandCutBlur, RandCutBlurd, RandCutNoise, RandCutNoised, RandGrayscale, RandGrayscaled
 from .mixing import RandCopyPasted, RandMixup, RandMixupd
+from .pipeline import TrainTransform, intensity_scaling, train_transform
 from .sampling import CropDraw, RandRejectionCropd, RejectionSampler
 from .sections import (
     RandMisAlignment,
@@ -96,4 +97,7 @@ __all__ = [
     "smooth_label_edges",
     "target_channels",
     "target_from_pytc_option",
+    "TrainTransform",
+    "intensity_scaling",
+    "train_transform",
 ]

@@ -38,6 +38,8 @@ from monai.transforms.inverse import TraceableTransform
 from monai.utils import TraceKeys, convert_to_dst_type, convert_to_tensor
 from monai.utils.enums import TransformBackends
 
+from ..roles import ROLES, resolve_roles
+
 __all__ = [
     "POINTS",
     "SECTIONS",
@@ -79,9 +81,6 @@ SECTIONS = "sections"
 WINDOW = "window"
 #: as WINDOW, but reading whole sections of its own input (first of a window group only)
 SECTION_WINDOW = "section_window"
-
-# interpolation for the two PyTC target types: images are resampled, masks/labels are moved
-TARGET_MODES = {"img": "bilinear", "mask": "nearest"}
 
 
 @dataclass(frozen=True)
@@ -171,16 +170,14 @@ def check_axis_order(img, key: Hashable) -> None:
 
 
 def keys_and_modes(targets: Mapping[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """PyTC target types -> MONAI ``keys`` and per-key ``mode``.
+    """PyTC target types (or roles, see :func:`~monai_em.roles.resolve_roles`) -> MONAI ``keys`` and per-key ``mode``.
 
     Example:
         >>> keys_and_modes({"image": "img", "label": "mask", "valid_mask": "mask"})
         (('image', 'label', 'valid_mask'), ('bilinear', 'nearest', 'nearest'))
     """
-    bad = {k: v for k, v in targets.items() if v not in TARGET_MODES}
-    if bad:
-        raise ValueError(f"target types must be 'img' or 'mask', got {bad}")
-    return tuple(targets), tuple(TARGET_MODES[v] for v in targets.values())
+    roles = resolve_roles(targets)
+    return tuple(roles), tuple(ROLES[r].interpolation for r in roles.values())
 
 
 def spatial_shape_of(data: Mapping[Hashable, Any], keys: Sequence[Hashable]) -> tuple[int, ...]:

@@ -1,6 +1,7 @@
 """EMAugmentor: plans the sample size from the transforms' margins, runs them, centre-crops, smooths labels.
 
-Also builds PyTC's default augmentation list (:func:`default_em_transforms`) from a targets mapping.
+PyTC's default augmentation list lives in :mod:`~monai_em.transforms.presets` (``default_em_transforms`` is
+re-exported here for old imports).
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import torch
 from monai.transforms import Compose, InvertibleTransform, MapTransform, OneOf, RandomOrder, SomeOf
 from scipy import ndimage
 
+from ..roles import keys_with_role, resolve_roles
 from .base import (
     Margin,
     as_torch,
     check_axis_order,
     check_int,
-    keys_and_modes,
     like_input,
     signed_view,
     track_call,
@@ -26,14 +27,7 @@ from .base import (
     undo_crop,
 )
 from .fusion import plan, run_plan
-from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
-from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
-from .spatial import (
-    RandFlipTransposed,
-    RandRescaled,
-    RandRotateXYd,
-    RandSectionElasticd,
-)
+from .presets import default_em_transforms
 
 __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
 
@@ -238,15 +232,18 @@ class EMAugmentor(Compose):
     ) -> EMAugmentor:
         """PyTC's default augmentor for ``targets`` (see :func:`default_em_transforms` for the options).
 
+        ``targets`` maps keys to PyTC target types or roles (:func:`~monai_em.roles.resolve_roles`);
+        the keys with the label role are the ones ``smooth_labels`` smooths.
+
         Example:
             >>> aug = EMAugmentor.from_targets((8, 256, 256), {"image": "img", "label": "mask", "valid_mask": "mask"})
             >>> aug.sample_size
             (10, 370, 370)
         """
-        targets = dict(targets or {"image": "img", "label": "mask", "valid_mask": "mask"})
+        roles = resolve_roles(targets or {"image": "img", "label": "mask", "valid_mask": "mask"})
         do_2d = builder_kwargs.pop("do_2d", len(input_size) == 2)
-        transforms = default_em_transforms(targets, do_2d=do_2d, **builder_kwargs)
-        labels = [k for k, v in targets.items() if v == "mask" and k == "label"]
+        transforms = default_em_transforms(roles, do_2d=do_2d, **builder_kwargs)
+        labels = keys_with_role(roles, "label")
         return cls(transforms, input_size, smooth_labels=smooth_labels, label_keys=labels, fuse=fuse)
 
     def check_sample(self, d: Mapping) -> None:
@@ -307,88 +304,3 @@ class EMAugmentor(Compose):
             parts = [signed_view(as_torch(o[key])) for o in outs]
             out[key] = torch.stack(parts).view(as_torch(outs[0][key]).dtype)
         return out
-
-
-# --------------------------------------------------------------------------------- default list
-
-# PyTC's AUGMENTOR defaults, in PyTC's listed order (MONAI order is the reverse): name -> (class, kind, kwargs)
-_DEFAULTS: dict[str, tuple[type, str, dict[str, Any]]] = {
-    "rotate": (RandRotateXYd, "geometric", {"rot90": True, "prob": 1.0}),
-    "rescale": (RandRescaled, "geometric", {"low": 0.8, "high": 1.25, "prob": 0.5}),
-    "flip": (RandFlipTransposed, "geometric", {"do_ztrans": False, "prob": 1.0}),
-    "elastic": (RandSectionElasticd, "geometric", {"alpha": 16.0, "sigma": 4.0, "prob": 0.75}),
-    "grayscale": (RandGrayscaled, "image", {"contrast": 0.3, "brightness": 0.3, "mode": "mix", "prob": 0.75}),
-    "missingparts": (RandMissingPartsd, "image", {"iterations": 64, "section_prob": 0.9, "prob": 0.9}),
-    "missingsection": (RandMissingSectiond, "geometric", {"num_sections": 2, "prob": 0.5}),
-    "misalignment": (RandMisAlignmentd, "geometric", {"displacement": 16, "rotate_ratio": 0.5, "prob": 0.5}),
-    "motionblur": (RandMotionBlurd, "image", {"sections": 2, "kernel_size": 11, "prob": 0.5}),
-    "cutblur": (
-        RandCutBlurd,
-        "image",
-        {"length_ratio": 0.4, "down_ratio_min": 2.0, "down_ratio_max": 8.0, "prob": 0.5},
-    ),
-    "cutnoise": (RandCutNoised, "image", {"length_ratio": 0.4, "scale": 0.3, "prob": 0.75}),
-}
-_NOT_2D = ("missingsection", "misalignment")
-
-
-def _name(name: str) -> str:
-    key = name.lower().replace("_", "")
-    if key not in _DEFAULTS:
-        raise ValueError(f"unknown augmentation {name!r}; names are {list(_DEFAULTS)}")
-    return key
-
-
-def default_em_transforms(
-    targets: Mapping[str, str] | None = None,
-    do_2d: bool = False,
-    enabled: Mapping[str, bool] | None = None,
-    disabled: Sequence[str] = (),
-    skip: Mapping[str, Sequence[str]] | None = None,
-    **overrides: Mapping[str, Any],
-) -> list[Any]:
-    """PyTC's default augmentation list as monai_em dictionary transforms, in MONAI (execution) order.
-
-    PyTC lists Rotate, Rescale, Flip, Elastic, Grayscale, MissingParts, MissingSection,
-    MisAlignment, MotionBlur, CutBlur, CutNoise and runs them in reverse; this returns them in the
-    order they run, so :class:`EMAugmentor` plans the same sample size. Geometric transforms get
-    every key (``"bilinear"`` for ``img`` targets, ``"nearest"`` for ``mask`` targets), image-only
-    ones get the ``img`` keys. Parameters are PyTC's config defaults (MissingParts: gate 0.9 and,
-    as PyTC effectively does, per-section probability 0.9).
-
-    Args:
-        targets: key -> ``"img"`` | ``"mask"`` (default image/img, label/mask, valid_mask/mask).
-        do_2d: 2D data: drop MissingSection and MisAlignment.
-        enabled: name -> bool, PyTC's ``AUGMENTOR.<NAME>.ENABLED`` (names as in PyTC, any case,
-            underscores ignored: ``"missing_parts"`` == ``"MISSINGPARTS"``).
-        disabled: names to leave out (same as ``enabled={name: False}``).
-        skip: name -> keys that transform leaves alone (PyTC's ``SKIP``).
-        **overrides: name -> constructor kwargs replacing the defaults, e.g. ``rotate={"rot90": False}``.
-
-    Example:
-        >>> [type(t).__name__ for t in default_em_transforms(disabled=["grayscale"])][-2:]
-        ['RandRescaled', 'RandRotateXYd']
-    """
-    keys, modes = keys_and_modes(targets or {"image": "img", "label": "mask", "valid_mask": "mask"})
-    on = {name: name not in _NOT_2D or not do_2d for name in _DEFAULTS}
-    for name, flag in (enabled or {}).items():
-        on[_name(name)] = bool(flag)
-    for name in disabled:
-        on[_name(name)] = False
-    skipped = {_name(n): {str(k) for k in ks} for n, ks in (skip or {}).items()}
-    extra = {_name(n): dict(kw) for n, kw in overrides.items()}
-    out = []
-    for name in reversed(list(_DEFAULTS)):
-        cls, kind, kwargs = _DEFAULTS[name]
-        if not on[name]:
-            continue
-        chosen = [(k, m) for k, m in zip(keys, modes, strict=True) if k not in skipped.get(name, ())]
-        if kind == "image":
-            chosen = [(k, m) for k, m in chosen if m == "bilinear"]
-        if not chosen:
-            continue
-        kw = {**kwargs, **extra.get(name, {})}
-        if kind == "geometric":
-            kw["mode"] = tuple(m for _, m in chosen)
-        out.append(cls(keys=tuple(k for k, _ in chosen), **kw))
-    return out

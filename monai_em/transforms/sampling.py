@@ -38,7 +38,7 @@ from .base import (
 )
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
 
-__all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
+__all__ = ["CropDraw", "Measure", "RandRejectionCropd", "RejectionSampler"]
 
 PAD_MODES = (None, "reflect")
 
@@ -57,6 +57,24 @@ class CropDraw:
     start: np.ndarray
     trials: int
     accepted: bool
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What the rejection tests see of one candidate crop (a measure function's answer).
+
+    Attributes:
+        foreground: non-zero voxels of the tested region (read only when ``size_thres > 0``).
+        valid_fraction: valid share of the tested region, ``None`` without a valid mask.
+        unique_ids: counts the region's unique ids (background included); called only when the
+            diversity test is on and the earlier tests passed.
+        output: what the caller keeps of the accepted candidate (the exact path: the augmented sample).
+    """
+
+    foreground: int
+    valid_fraction: float | None
+    unique_ids: Callable[[], int]
+    output: Any = None
 
 
 def _centre_offset(outer: Sequence[int], inner: Sequence[int]) -> np.ndarray:
@@ -226,43 +244,58 @@ class RejectionSampler(Randomizable):
             f"(size_thres={self.size_thres}, reject_p={self.reject_p}, valid_ratio={self.valid_ratio}, "
             f"diversity={self.diversity}); {seen}; returning the last draw",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of sample / the dict transform
         )
+
+    def search(
+        self, shape: Sequence[int], measure: Callable[[np.ndarray], Measure], name: str = "label"
+    ) -> tuple[CropDraw, Measure]:
+        """THE rejection loop: draw a start, ``measure(start)`` it, accept or reject, up to ``max_trials``.
+
+        ``shape`` is the volume's spatial shape; ``measure`` gets each candidate's int64 start in the
+        unpadded volume's coordinates. Returns the draw and the measure of the returned candidate
+        (the last one, with a warning naming ``name``, when none was accepted).
+        """
+        pad = self.padding(shape, name)
+        padded = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
+        best: dict = {}
+        for trial in range(1, self.max_trials + 1):
+            start = self.draw_start(padded) - pad
+            m = measure(start)
+            if self.decide(m.foreground, m.valid_fraction, m.unique_ids):
+                return CropDraw(start, trial, True), m
+            _update_best(best, m.foreground if self.size_thres > 0 else None, m.valid_fraction, None)
+        self.give_up(name, best)
+        return CropDraw(start, self.max_trials, False), m
 
     def sample(
         self, label, valid=None, label_name: str = "label", valid_name: str = "valid_mask"
     ) -> CropDraw:
-        """Draw until accepted (or ``max_trials``); ``label``/``valid`` are ``(C, *spatial)``."""
+        """Draw until accepted (or ``max_trials``); ``label``/``valid`` are ``(C, *spatial)``.
+
+        The tested region is measured before augmentation, in O(1) from the integral tables.
+        """
         shape = tuple(int(s) for s in label.shape[1:])
         if valid is not None and tuple(valid.shape[1:]) != shape:
             raise ValueError(
                 f"'{valid_name}' spatial shape {tuple(valid.shape[1:])} differs from '{label_name}' spatial shape {shape}"
             )
         pad = self.padding(shape, label_name)
-        padded = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
-        need_fg = self.size_thres > 0
-        fg_table = self.table(label, label_name) if need_fg else None
+        fg_table = self.table(label, label_name) if self.size_thres > 0 else None
         valid_table = self.table(valid, valid_name) if valid is not None else None
         test_volume = float(np.prod(self.test_size))
-        best: dict = {}
-        for trial in range(1, self.max_trials + 1):
-            start = self.draw_start(padded)
-            test_start = start + self.test_offset
-            fg = box_count(fg_table, test_start, self.test_size) if need_fg else 0
+
+        def measure(start: np.ndarray) -> Measure:
+            test_start = start + self.test_offset  # unpadded coordinates; the tables are padded
+            fg = box_count(fg_table, test_start + pad, self.test_size) if fg_table is not None else 0
             vf = (
-                box_count(valid_table, test_start, self.test_size) / test_volume
-                if valid is not None
-                else None
+                None
+                if valid_table is None
+                else box_count(valid_table, test_start + pad, self.test_size) / test_volume
             )
+            return Measure(fg, vf, lambda: _n_unique(crop_region(label, test_start, self.test_size)))
 
-            def n_ids(start=start):
-                return _unique_count(label, start - pad + self.test_offset, self.test_size, shape)
-
-            if self.decide(fg, vf, n_ids):
-                return CropDraw(start - pad, trial, True)
-            _update_best(best, fg if need_fg else None, vf, None)
-        self.give_up(label_name, best)
-        return CropDraw(start - pad, self.max_trials, False)
+        return self.search(shape, measure, label_name)[0]
 
 
 def _update_best(best: dict, fg, vf, ids) -> None:
@@ -294,11 +327,6 @@ def crop_region(img, start: np.ndarray, size: Sequence[int]):
         return convert_to_tensor(out, track_meta=get_track_meta())
     out = np.asarray(img)[(slice(None),) + np.ix_(*idx)]
     return as_output(out)
-
-
-def _unique_count(label, start: np.ndarray, size: Sequence[int], shape: Sequence[int]) -> int:
-    """Unique ids (background included) of the ``size`` box at ``start`` (mirrored where outside)."""
-    return _n_unique(crop_region(label, np.asarray(start, dtype=np.int64), size))
 
 
 def _n_unique(region) -> int:
@@ -461,26 +489,22 @@ class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiS
         return out
 
     def _sample_exact(self, d: Mapping[Hashable, Any]) -> dict:
+        """PyTC's order: each candidate is cropped and augmented, then its augmented label/mask measured."""
         s = self.sampler
-        shape = tuple(int(n) for n in d[self.label_key].shape[1:])
-        pad = s.padding(shape, self.label_key)
-        padded = [max(n, z) for n, z in zip(shape, s.spatial_size, strict=True)]
-        best: dict = {}
-        for trial in range(1, s.max_trials + 1):
-            start = s.draw_start(padded) - pad
-            cropped = self._crop(d, start, [self.label_key, *([self.valid_key] if self.valid_key else [])])
-            out = self.augment(cropped)
+        tested = [self.label_key, *([self.valid_key] if self.valid_key else [])]
+
+        def measure(start: np.ndarray) -> Measure:
+            out = self.augment(self._crop(d, start, tested))
             label = _tested(out[self.label_key], s.test_size)
-            fg = int(nonzero_mask(label).sum())
             vf = None
             if self.valid_key is not None:
                 vmask = nonzero_mask(_tested(out[self.valid_key], s.test_size))
                 vf = float(vmask.sum()) / vmask.size
-            if s.decide(fg, vf, lambda label=label: _n_unique(label)):
-                return self._record(out, start, trial)
-            _update_best(best, fg if s.size_thres > 0 else None, vf, None)
-        s.give_up(self.label_key, best)
-        return self._record(out, start, s.max_trials)
+            return Measure(int(nonzero_mask(label).sum()), vf, lambda: _n_unique(label), out)
+
+        shape = tuple(int(n) for n in d[self.label_key].shape[1:])
+        draw, m = s.search(shape, measure, self.label_key)
+        return self._record(m.output, draw.start, draw.trials)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> list[dict[Hashable, Any]]:
         d = dict(data)

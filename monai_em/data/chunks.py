@@ -25,6 +25,7 @@ __all__ = [
     "BlockPlan",
     "as_zyx",
     "axis_bounds",
+    "centre_start",
     "chunk_box",
     "chunk_boxes",
     "chunk_grid",
@@ -64,6 +65,20 @@ def chunk_id_to_zyx(chunk_id: int, chunk_num: Sequence[int]) -> tuple[int, int, 
     if not 0 <= chunk_id < nz * ny * nx:
         raise ValueError(f"chunk id {chunk_id} out of range for chunk_num {list(chunk_num)}")
     return chunk_id // (ny * nx), (chunk_id // nx) % ny, chunk_id % nx
+
+
+def centre_start(outer: Sequence[int], inner: Sequence[int]) -> tuple[int, ...]:
+    """Start of an ``inner`` box centred in an ``outer`` box, per axis: ``(outer - inner) // 2``.
+
+    The one centring rule: an odd difference puts the larger half after the inner box. The
+    augmentor's final centre crop, the rejection crop's tested region and its mirror padding, the
+    2D image padded to a window and a block's read box enlarged to a window all follow it.
+
+    Example:
+        >>> centre_start((10, 37, 37), (8, 32, 32))
+        (1, 2, 2)
+    """
+    return tuple((int(o) - int(i)) // 2 for o, i in zip(outer, inner, strict=True))
 
 
 def pad_box(box: Sequence[tuple[int, int]], pad_size: Sequence[int] | int) -> tuple[tuple[int, int], ...]:
@@ -179,8 +194,9 @@ class Block:
         halo, min_read = np.broadcast_to(halo, 3).tolist(), np.broadcast_to(min_read, 3).tolist()
         read = []
         for (a, b), h, m in zip(write, halo, min_read, strict=True):
-            extra = max(int(m) - (b - a + 2 * int(h)), 0)
-            read.append((a - int(h) - extra // 2, b + int(h) + extra - extra // 2))
+            size = b - a + 2 * int(h)
+            (before,) = centre_start((max(int(m), size),), (size,))  # the halo'd box centred in the read box
+            read.append((a - int(h) - before, a - int(h) - before + max(int(m), size)))
         return cls(int(block_id), write, tuple(read))
 
     @property

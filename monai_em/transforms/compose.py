@@ -13,6 +13,7 @@ import torch
 from monai.transforms import Compose, InvertibleTransform, MapTransform, OneOf, RandomOrder, SomeOf
 from scipy import ndimage
 
+from ..data.chunks import centre_start
 from .base import (
     Margin,
     as_torch,
@@ -123,7 +124,7 @@ class _CentreCrop(InvertibleTransform, MapTransform):
                 f"key {key!r}: spatial shape {spatial} is smaller than input_size {self.size}; "
                 "crop at least EMAugmentor.sample_size before augmenting"
             )
-        return tuple((s - i) // 2 for s, i in zip(spatial, self.size, strict=True))
+        return centre_start(spatial, self.size)
 
     def crop_keys(self, d: Mapping) -> list[Hashable]:
         if self.keys is not None:

@@ -23,6 +23,7 @@ from monai.transforms import InvertibleTransform, MapTransform, Randomizable, al
 from monai.transforms.traits import MultiSampleTrait
 from monai.utils import MAX_SEED, convert_to_tensor
 
+from monai_em.data.chunks import centre_start
 from monai_em.data.volume import reflect_indices
 
 from .base import (
@@ -75,11 +76,6 @@ class Measure:
     valid_fraction: float | None
     unique_ids: Callable[[], int]
     output: Any = None
-
-
-def _centre_offset(outer: Sequence[int], inner: Sequence[int]) -> np.ndarray:
-    """Start of a centred ``inner`` box in an ``outer`` box: ``(outer - inner) // 2``, as ``EMAugmentor`` crops."""
-    return np.asarray([(o - i) // 2 for o, i in zip(outer, inner, strict=True)], dtype=np.int64)
 
 
 def _as_size(value, name: str, ndim: int | None = None) -> tuple[int, ...] | None:
@@ -167,7 +163,7 @@ class RejectionSampler(Randomizable):
         self.pad_mode = pad_mode
         self.cache = IntegralCache(cache_size)
         self._cache_lock = threading.Lock()  # thread workers share the cache
-        self.test_offset = _centre_offset(size, self.test_size)
+        self.test_offset = np.asarray(centre_start(size, self.test_size), dtype=np.int64)
 
     def __getstate__(self):  # locks do not pickle (process DataLoader workers, deepcopy)
         return {k: v for k, v in self.__dict__.items() if k != "_cache_lock"}
@@ -186,13 +182,13 @@ class RejectionSampler(Randomizable):
             raise ValueError(
                 f"'{name}' has spatial shape {tuple(shape)}, expected {len(self.spatial_size)} axes"
             )
-        short = [max(0, s - n) for n, s in zip(shape, self.spatial_size, strict=True)]
-        if any(short) and self.pad_mode is None:
+        padded = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
+        if tuple(padded) != tuple(shape) and self.pad_mode is None:
             raise ValueError(
                 f"'{name}' of spatial shape {tuple(shape)} is smaller than spatial_size {self.spatial_size}; "
                 "pass pad_mode='reflect' to mirror-pad it"
             )
-        return np.asarray([p // 2 for p in short], dtype=np.int64)
+        return np.asarray(centre_start(padded, shape), dtype=np.int64)  # the volume centred in the crop
 
     def table(self, array, name: str = "label") -> np.ndarray:
         """The (cached) integral volume of ``array != 0``, padded as :meth:`padding` says."""
@@ -340,7 +336,7 @@ def _tested(img, test_size: Sequence[int]):
     if all(n <= t for n, t in zip(shape, test_size, strict=True)):
         return img
     size = [min(n, t) for n, t in zip(shape, test_size, strict=True)]
-    return crop_region(img, _centre_offset(shape, size), size)
+    return crop_region(img, np.asarray(centre_start(shape, size), dtype=np.int64), size)
 
 
 class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiSampleTrait):

@@ -16,12 +16,9 @@ from scipy import ndimage
 from ..data.chunks import centre_start
 from .base import (
     Margin,
-    as_torch,
     check_axis_order,
     check_int,
     keys_and_modes,
-    like_input,
-    signed_view,
     track_call,
     translation,
     undo_crop,
@@ -35,6 +32,7 @@ from .spatial import (
     RandRotateXYd,
     RandSectionElasticd,
 )
+from .tensors import as_torch, like_input, signed_view
 
 __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
 

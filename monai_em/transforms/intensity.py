@@ -18,12 +18,10 @@ from .base import (
     WINDOW,
     RandEMDictTransform,
     RandEMTransform,
-    as_torch,
-    cast_back,
     check_number,
     check_unit,
-    like_input,
 )
+from .tensors import as_torch, cast_back, like_input
 
 __all__ = [
     "CutBlurParams",

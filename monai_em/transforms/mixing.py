@@ -14,15 +14,12 @@ from monai.transforms import MapTransform, RandomizableTransform
 from .base import (
     RandEMDictTransform,
     RandEMTransform,
-    as_output,
-    as_torch,
     check_int,
     check_number,
     check_unit,
-    like_input,
-    unsigned_as_signed,
 )
 from .resample import rotate_xy
+from .tensors import as_output, as_torch, like_input, unsigned_as_signed
 
 __all__ = ["CopyPasteParams", "MixupParams", "RandCopyPasted", "RandMixup", "RandMixupd"]
 

@@ -27,17 +27,16 @@ from monai_em.data.chunks import centre_start
 from monai_em.data.volume import reflect_indices
 
 from .base import (
-    as_output,
     check_axis_order,
     check_int,
     check_unit,
-    like_input,
     shift_affine,
     track_call,
     translation,
     undo_crop,
 )
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
+from .tensors import as_output, like_input
 
 __all__ = ["CropDraw", "Measure", "RandRejectionCropd", "RejectionSampler"]
 

@@ -17,14 +17,11 @@ from .base import (
     RandEMDictTransform,
     RandEMSpatialDictTransform,
     RandEMTransform,
-    as_torch,
-    cast_back,
     check_int,
     check_unit,
-    like_input,
-    unsigned_as_signed,
 )
 from .resample import rotate_xy
+from .tensors import as_torch, cast_back, like_input, unsigned_as_signed
 
 __all__ = [
     "MisAlignmentParams",

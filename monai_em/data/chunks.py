@@ -31,6 +31,7 @@ __all__ = [
     "chunk_grid",
     "chunk_id_to_zyx",
     "chunk_name",
+    "check_pad",
     "pad_box",
     "resolve_rank_world",
     "round_permutation",
@@ -81,16 +82,32 @@ def centre_start(outer: Sequence[int], inner: Sequence[int]) -> tuple[int, ...]:
     return tuple((int(o) - int(i)) // 2 for o, i in zip(outer, inner, strict=True))
 
 
+def check_pad(pad_size: Sequence[int] | int, ndim: int = 3) -> tuple[int, ...]:
+    """``pad_size`` (one int, or one per axis) as ``ndim`` ints >= 0.
+
+    Every class taking a ``pad_size`` checks it here: a negative pad would shrink a box and silently
+    drop voxels.
+
+    Raises:
+        ValueError: another count, or a negative entry. TypeError: text (a YAML ``"2"`` is not parsed).
+    """
+    pads = [pad_size] * ndim if np.ndim(pad_size) == 0 else list(pad_size)
+    if any(isinstance(p, (str, bytes)) for p in pads):
+        raise TypeError(f"pad_size must be integers, got {pad_size!r}")
+    if len(pads) != ndim:
+        raise ValueError(f"pad_size needs 1 or {ndim} values, got {pad_size!r}")
+    if min(pads) < 0:
+        raise ValueError(f"pad_size must be >= 0 per axis, got {pad_size!r}")
+    return tuple(int(p) for p in pads)
+
+
 def pad_box(box: Sequence[tuple[int, int]], pad_size: Sequence[int] | int) -> tuple[tuple[int, int], ...]:
     """Enlarge a box by ``pad_size`` voxels on each side of each axis (the box may go past 0).
 
-    Raises ValueError for a negative ``pad_size`` (as every class taking one: a shrunken box would
-    silently drop voxels).
+    Raises ValueError for a negative ``pad_size`` (see :func:`check_pad`).
     """
-    pads = np.broadcast_to(pad_size, len(box)).tolist()
-    if min(pads) < 0:
-        raise ValueError(f"pad_size must be >= 0 per axis, got {pad_size!r}")
-    return tuple((int(a) - int(p), int(b) + int(p)) for (a, b), p in zip(box, pads, strict=True))
+    pads = check_pad(pad_size, len(box))
+    return tuple((int(a) - p, int(b) + p) for (a, b), p in zip(box, pads, strict=True))
 
 
 def chunk_box(

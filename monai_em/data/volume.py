@@ -9,14 +9,17 @@ border keeps its size and its context.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 __all__ = [
     "ArrayVolume",
     "Box",
     "VolumeSource",
+    "as_voxel_size",
+    "as_zyx_numbers",
     "check_same_geometry",
     "geometry",
     "normalize_box",
@@ -49,11 +52,28 @@ class VolumeSource(Protocol):
     def read(self, box: Sequence[Sequence[int]]) -> np.ndarray: ...
 
 
-def _triple(value, name: str, where) -> Triple:
+def as_zyx_numbers(value, name: str, where) -> Triple:
+    """``value`` (a voxel size, an offset...) as 3 finite floats ``(z, y, x)``.
+
+    Raises:
+        ValueError: naming ``where`` and ``name``, for another count or a NaN / infinite entry.
+    """
     vals = [float(v) for v in np.ravel(np.asarray(value, dtype=float))]
-    if len(vals) != 3 or not all(np.isfinite(vals)):
-        raise ValueError(f"{where}: {name} must be 3 finite numbers, got {value!r}")
+    if len(vals) != 3:
+        raise ValueError(
+            f"{where}: {name} must be 3 finite numbers: {name} must have 3 entries (z, y, x), got {value!r}"
+        )
+    if not all(np.isfinite(vals)):
+        raise ValueError(f"{where}: {name} must be 3 finite numbers (z, y, x), got {value!r}")
     return tuple(vals)
+
+
+def as_voxel_size(value, where, name: str = "voxel_size") -> Triple:
+    """:func:`as_zyx_numbers`, each entry > 0 (ValueError naming ``where`` otherwise)."""
+    voxel_size = as_zyx_numbers(value, name, where)
+    if any(v <= 0 for v in voxel_size):
+        raise ValueError(f"{where}: voxel_size must be positive, got {voxel_size}")
+    return voxel_size
 
 
 # unit spellings -> NGFF (UDUNITS-2) names, and their size in nanometers for comparisons
@@ -89,13 +109,13 @@ def parse_geometry(attrs: Mapping, where, x_first: bool = False) -> tuple[Triple
     voxel_size, unit = (1.0, 1.0, 1.0), None
     for key in VOXEL_SIZE_KEYS:
         if attrs.get(key) is not None:
-            voxel_size = flip(_triple(attrs[key], key, where))
+            voxel_size = flip(as_voxel_size(attrs[key], where, key))
             unit = "micrometer" if key == "element_size_um" else None
             break
-    if any(v <= 0 for v in voxel_size):
-        raise ValueError(f"{where}: voxel size must be positive, got {voxel_size}")
     offset = (
-        flip(_triple(attrs["offset"], "offset", where)) if attrs.get("offset") is not None else (0.0,) * 3
+        flip(as_zyx_numbers(attrs["offset"], "offset", where))
+        if attrs.get("offset") is not None
+        else (0.0,) * 3
     )
     units = attrs.get("units")
     units = list(units) if isinstance(units, (list, tuple, np.ndarray)) else [units]
@@ -184,12 +204,13 @@ def reflect_indices(start: int, stop: int, length: int) -> np.ndarray:
     return np.where(idx >= length, period - idx, idx)
 
 
-def read_reflected(
-    read_inside: Callable[[Box], np.ndarray], box: Sequence, shape: Sequence[int]
-) -> np.ndarray:
+def read_reflected(read_inside: Callable[[Box], Any], box: Sequence, shape: Sequence[int]):
     """Read ``box`` of a volume of spatial ``shape`` given a reader for in-bounds boxes only.
 
-    ``read_inside(inner_box)`` must return the ``(..., z, y, x)`` data of a box inside the volume.
+    The one mirror-padded read: volumes, tiles and stores read their boxes through it, and so do the
+    rejection crop (its crops and integral tables) and 2D inference (an image smaller than a window).
+    ``read_inside(inner_box)`` must return the ``(..., z, y, x)`` data of a box inside the volume
+    (``len(shape)`` trailing axes), as a numpy array or a torch tensor (gathered on its device).
     Only the in-bounds hull of the mirrored indices is read, once.
     """
     box = normalize_box(box, len(shape))
@@ -200,8 +221,12 @@ def read_reflected(
     hull = tuple((int(i.min()), int(i.max()) + 1) for i in indices)
     data = read_inside(hull)
     lead = data.ndim - len(shape)
-    local = np.ix_(*[i - h[0] for i, h in zip(indices, hull, strict=True)])
-    return data[(slice(None),) * lead + local]
+    local = [i - h[0] for i, h in zip(indices, hull, strict=True)]
+    if isinstance(data, torch.Tensor):  # one axis at a time: no index broadcast on the device
+        for axis, i in enumerate(local):
+            data = data.index_select(lead + axis, torch.as_tensor(i, device=data.device))
+        return data
+    return data[(slice(None),) * lead + np.ix_(*local)]
 
 
 class ArrayVolume:

@@ -18,13 +18,12 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.data.meta_obj import get_track_meta
 from monai.transforms import InvertibleTransform, MapTransform, Randomizable, allow_missing_keys_mode
 from monai.transforms.traits import MultiSampleTrait
-from monai.utils import MAX_SEED, convert_to_tensor
+from monai.utils import MAX_SEED
 
 from monai_em.data.chunks import centre_start
-from monai_em.data.volume import reflect_indices
+from monai_em.data.volume import read_reflected
 
 from .base import (
     check_axis_order,
@@ -196,14 +195,11 @@ class RejectionSampler(Randomizable):
 
         def build():
             mask = nonzero_mask(array)
-            if any(n < s for n, s in zip(shape, self.spatial_size, strict=True)):  # pad may be 0 for 1 short
-                stops = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
-                idx = [
-                    reflect_indices(-int(p), int(st - p), n)
-                    for p, st, n in zip(pad, stops, shape, strict=True)
-                ]
-                mask = mask[np.ix_(*idx)]
-            return integral_volume(mask)
+            stops = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
+            box = [
+                (-int(p), int(st - p)) for p, st in zip(pad, stops, strict=True)
+            ]  # pad may be 0 for 1 short
+            return integral_volume(read_reflected(lambda b: mask[_slices(b)], box, shape))
 
         with self._cache_lock:
             return self.cache.get(array, build, extra=(tuple(pad.tolist()), self.spatial_size))
@@ -306,22 +302,16 @@ def crop_region(img, start: np.ndarray, size: Sequence[int]):
     ``SpatialCrop`` moves it); nothing is recorded in ``applied_operations`` (the caller records).
     """
     shape = tuple(int(s) for s in img.shape[1:])
-    stop = start + np.asarray(size, dtype=np.int64)
-    if (start >= 0).all() and (stop <= np.asarray(shape)).all():
-        slices = [slice(int(a), int(b)) for a, b in zip(start, stop, strict=True)]
-        if isinstance(img, MetaTensor):
-            return shift_affine(like_input(img.as_tensor()[(slice(None), *slices)], img), translation(start))
-        return as_output(img[(slice(None), *slices)])
-    idx = [reflect_indices(int(a), int(b), n) for a, b, n in zip(start, stop, shape, strict=True)]
-    if isinstance(img, torch.Tensor):
-        out = img.as_tensor() if isinstance(img, MetaTensor) else img
-        for axis, i in enumerate(idx):
-            out = out.index_select(axis + 1, torch.as_tensor(i, device=out.device))
-        if isinstance(img, MetaTensor):
-            return shift_affine(like_input(out, img), translation(start))
-        return convert_to_tensor(out, track_meta=get_track_meta())
-    out = np.asarray(img)[(slice(None),) + np.ix_(*idx)]
+    box = [(int(a), int(a) + int(s)) for a, s in zip(start, size, strict=True)]
+    src = img.as_tensor() if isinstance(img, MetaTensor) else img
+    out = read_reflected(lambda b: src[(slice(None), *_slices(b))], box, shape)
+    if isinstance(img, MetaTensor):
+        return shift_affine(like_input(out, img), translation(start))
     return as_output(out)
+
+
+def _slices(box) -> tuple[slice, ...]:
+    return tuple(slice(a, b) for a, b in box)
 
 
 def _n_unique(region) -> int:

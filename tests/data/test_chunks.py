@@ -123,3 +123,26 @@ def test_centre_crop_and_rejection_test_region_share_the_centring():
             == crop.window("image", (1, *size))
             == centre_start(size, input_size)
         )
+
+
+@pytest.mark.parametrize(
+    "pad, error, match",
+    [
+        ((0, -2, 0), ValueError, r"pad_size must be >= 0 per axis, got \(0, -2, 0\)"),
+        ((1, 2), ValueError, r"pad_size needs 1 or 3 values, got \(1, 2\)"),
+        ("2", TypeError, r"pad_size must be integers, got '2'"),
+    ],
+)
+def test_every_pad_size_is_checked_by_one_rule(tmp_path, pad, error, match):
+    import torch
+
+    from monai_em.data.tile_dataset import TileDataset
+    from monai_em.inference import ChunkedInference
+
+    with pytest.raises(error, match=match):
+        pad_box(((0, 4), (0, 4), (0, 4)), pad)
+    with pytest.raises(error, match=match):
+        TileDataset({"image": np.zeros((8, 16, 16), np.uint8)}, pad_size=pad)
+    with pytest.raises(error, match=match):
+        ChunkedInference(torch.nn.Identity(), (4, 8, 8), tmp_path / "out", pad_size=pad)
+    assert list(tmp_path.iterdir()) == []

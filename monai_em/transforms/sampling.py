@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -58,8 +58,7 @@ class CropDraw:
     accepted: bool
 
 
-@dataclass(frozen=True)
-class Measure:
+class Measure(NamedTuple):  # a tuple: built once per candidate, so cheap to make
     """What the rejection tests see of one candidate crop (a measure function's answer).
 
     Attributes:
@@ -276,15 +275,13 @@ class RejectionSampler(Randomizable):
         valid_table = self.table(valid, valid_name) if valid is not None else None
         test_volume = float(np.prod(self.test_size))
 
+        at_table = self.test_offset + pad  # the tested region's start in the (padded) tables
+
         def measure(start: np.ndarray) -> Measure:
-            test_start = start + self.test_offset  # unpadded coordinates; the tables are padded
-            fg = box_count(fg_table, test_start + pad, self.test_size) if fg_table is not None else 0
-            vf = (
-                None
-                if valid_table is None
-                else box_count(valid_table, test_start + pad, self.test_size) / test_volume
-            )
-            return Measure(fg, vf, lambda: _n_unique(crop_region(label, test_start, self.test_size)))
+            at = start + at_table
+            fg = box_count(fg_table, at, self.test_size) if fg_table is not None else 0
+            vf = None if valid_table is None else box_count(valid_table, at, self.test_size) / test_volume
+            return Measure(fg, vf, lambda: _n_unique(crop_region(label, at - pad, self.test_size)))
 
         return self.search(shape, measure, label_name)[0]
 

@@ -16,7 +16,15 @@ from monai.data import MetaTensor
 from monai.data.meta_obj import get_track_meta
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-__all__ = ["as_output", "as_torch", "cast_back", "like_input", "signed_view", "unsigned_as_signed"]
+__all__ = [
+    "as_output",
+    "as_torch",
+    "cast_back",
+    "like_input",
+    "max_value",
+    "signed_view",
+    "unsigned_as_signed",
+]
 
 
 def as_torch(img) -> torch.Tensor:
@@ -48,6 +56,16 @@ def signed_view(t: torch.Tensor) -> torch.Tensor:
     ``.view(t.dtype)`` on the result gives the original dtype back.
     """
     return t.view(_SIGNED_OF[t.dtype]) if t.dtype in _SIGNED_OF else t
+
+
+def max_value(t: torch.Tensor) -> int:
+    """Largest value of an integer tensor as a Python int, 0 when empty (torch lacks a max kernel for
+    uint16/32/64: those are reduced in numpy, exactly)."""
+    if not t.numel():
+        return 0
+    if t.dtype in _SIGNED_OF:
+        return int(t.detach().cpu().numpy().max())
+    return int(t.max())
 
 
 def cast_back(out: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

@@ -16,6 +16,7 @@ from monai_em.transforms.tensors import (
     as_torch,
     cast_back,
     like_input,
+    max_value,
     signed_view,
     unsigned_as_signed,
 )
@@ -26,7 +27,7 @@ PACKAGE = Path(tensors.__file__).parent
 def test_old_import_path_gives_the_same_functions():
     from monai_em.transforms import base
 
-    for name in tensors.__all__:
+    for name in ["as_output", "as_torch", "cast_back", "like_input", "signed_view", "unsigned_as_signed"]:
         assert getattr(base, name) is getattr(tensors, name)
 
 
@@ -74,3 +75,10 @@ def test_unsigned_helpers_keep_every_value():
         100,
         2**32 - 1,
     ]  # clamped, no wrap
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32, np.uint64, np.int8, np.int64])
+def test_max_value_is_exact_for_every_integer_dtype(dtype):
+    top = np.iinfo(dtype).max
+    t = torch.from_numpy(np.array([[3, top], [0, 1]], dtype))
+    assert max_value(t) == top and max_value(t[:0]) == 0

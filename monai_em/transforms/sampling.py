@@ -173,13 +173,17 @@ class RejectionSampler(Randomizable):
         return None
 
     # ---- geometry -------------------------------------------------------------------------------
+    def padded_shape(self, shape: Sequence[int]) -> list[int]:
+        """A volume's spatial shape once mirror-padded to at least ``spatial_size`` per axis."""
+        return [max(int(n), s) for n, s in zip(shape, self.spatial_size, strict=True)]
+
     def padding(self, shape: Sequence[int], name: str = "label") -> np.ndarray:
         """Voxels mirrored before each axis (0 where the volume is large enough)."""
         if len(shape) != len(self.spatial_size):
             raise ValueError(
                 f"'{name}' has spatial shape {tuple(shape)}, expected {len(self.spatial_size)} axes"
             )
-        padded = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
+        padded = self.padded_shape(shape)
         if tuple(padded) != tuple(shape) and self.pad_mode is None:
             raise ValueError(
                 f"'{name}' of spatial shape {tuple(shape)} is smaller than spatial_size {self.spatial_size}; "
@@ -194,10 +198,7 @@ class RejectionSampler(Randomizable):
 
         def build():
             mask = nonzero_mask(array)
-            stops = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
-            box = [
-                (-int(p), int(st - p)) for p, st in zip(pad, stops, strict=True)
-            ]  # pad may be 0 for 1 short
+            box = [(-int(p), n - int(p)) for p, n in zip(pad, self.padded_shape(shape), strict=True)]
             return integral_volume(read_reflected(lambda b: mask[_slices(b)], box, shape))
 
         with self._cache_lock:
@@ -240,14 +241,14 @@ class RejectionSampler(Randomizable):
     def search(
         self, shape: Sequence[int], measure: Callable[[np.ndarray], Measure], name: str = "label"
     ) -> tuple[CropDraw, Measure]:
-        """THE rejection loop: draw a start, ``measure(start)`` it, accept or reject, up to ``max_trials``.
+        """The rejection loop: draw a start, ``measure(start)`` it, accept or reject, up to ``max_trials``.
 
         ``shape`` is the volume's spatial shape; ``measure`` gets each candidate's int64 start in the
         unpadded volume's coordinates. Returns the draw and the measure of the returned candidate
         (the last one, with a warning naming ``name``, when none was accepted).
         """
         pad = self.padding(shape, name)
-        padded = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
+        padded = self.padded_shape(shape)
         best: dict = {}
         for trial in range(1, self.max_trials + 1):
             start = self.draw_start(padded) - pad
@@ -274,7 +275,6 @@ class RejectionSampler(Randomizable):
         fg_table = self.table(label, label_name) if self.size_thres > 0 else None
         valid_table = self.table(valid, valid_name) if valid is not None else None
         test_volume = float(np.prod(self.test_size))
-
         at_table = self.test_offset + pad  # the tested region's start in the (padded) tables
 
         def measure(start: np.ndarray) -> Measure:

@@ -212,8 +212,9 @@ class Block:
         read = []
         for (a, b), h, m in zip(write, halo, min_read, strict=True):
             size = b - a + 2 * int(h)
-            (before,) = centre_start((max(int(m), size),), (size,))  # the halo'd box centred in the read box
-            read.append((a - int(h) - before, a - int(h) - before + max(int(m), size)))
+            read_size = max(int(m), size)
+            (before,) = centre_start((read_size,), (size,))  # the write box + halo, centred in the read box
+            read.append((a - int(h) - before, a - int(h) - before + read_size))
         return cls(int(block_id), write, tuple(read))
 
     @property

@@ -109,7 +109,7 @@ def gallery() -> list[Path]:
 
     run(
         "grayscale",
-        RandGrayscaled("image", contrast=0.8, brightness=0.5, mode="3D", prob=1.0),
+        RandGrayscaled("image", contrast=0.8, brightness=0.5, grayscale_mode="3D", prob=1.0),
         xy,
         GRAY_SEED,
         note="3D draw",

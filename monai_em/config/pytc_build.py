@@ -283,7 +283,7 @@ def build_train_dataset(config, extra: Callable | None = None, seed: int = 0, **
             volumes={k: v[0] for k, v in paths.items()},
             chunk_num=ds["DATA_CHUNK_NUM"],
             chunk_iter=ds["DATA_CHUNK_ITER"],
-            mode="train",
+            stage="train",
             pad_size=ds["PAD_SIZE"],
             transform=transform,
             seed=seed,

@@ -25,11 +25,13 @@ __all__ = [
     "BlockPlan",
     "as_zyx",
     "axis_bounds",
+    "centre_start",
     "chunk_box",
     "chunk_boxes",
     "chunk_grid",
     "chunk_id_to_zyx",
     "chunk_name",
+    "check_pad",
     "pad_box",
     "resolve_rank_world",
     "round_permutation",
@@ -66,16 +68,46 @@ def chunk_id_to_zyx(chunk_id: int, chunk_num: Sequence[int]) -> tuple[int, int, 
     return chunk_id // (ny * nx), (chunk_id // nx) % ny, chunk_id % nx
 
 
+def centre_start(outer: Sequence[int], inner: Sequence[int]) -> tuple[int, ...]:
+    """Start of an ``inner`` box centred in an ``outer`` box, per axis: ``(outer - inner) // 2``.
+
+    The one centring rule: an odd difference puts the larger half after the inner box. The
+    augmentor's final centre crop, the rejection crop's tested region and its mirror padding, the
+    2D image padded to a window and a block's read box enlarged to a window all follow it.
+
+    Example:
+        >>> centre_start((10, 37, 37), (8, 32, 32))
+        (1, 2, 2)
+    """
+    return tuple((int(o) - int(i)) // 2 for o, i in zip(outer, inner, strict=True))
+
+
+def check_pad(pad_size: Sequence[int] | int, ndim: int = 3) -> tuple[int, ...]:
+    """``pad_size`` (one int, or one per axis) as ``ndim`` ints >= 0.
+
+    Every class taking a ``pad_size`` checks it here: a negative pad would shrink a box and silently
+    drop voxels.
+
+    Raises:
+        ValueError: another count, or a negative entry. TypeError: text (a YAML ``"2"`` is not parsed).
+    """
+    pads = [pad_size] * ndim if np.ndim(pad_size) == 0 else list(pad_size)
+    if any(isinstance(p, (str, bytes)) for p in pads):
+        raise TypeError(f"pad_size must be integers, got {pad_size!r}")
+    if len(pads) != ndim:
+        raise ValueError(f"pad_size needs 1 or {ndim} values, got {pad_size!r}")
+    if min(pads) < 0:
+        raise ValueError(f"pad_size must be >= 0 per axis, got {pad_size!r}")
+    return tuple(int(p) for p in pads)
+
+
 def pad_box(box: Sequence[tuple[int, int]], pad_size: Sequence[int] | int) -> tuple[tuple[int, int], ...]:
     """Enlarge a box by ``pad_size`` voxels on each side of each axis (the box may go past 0).
 
-    Raises ValueError for a negative ``pad_size`` (as every class taking one: a shrunken box would
-    silently drop voxels).
+    Raises ValueError for a negative ``pad_size`` (see :func:`check_pad`).
     """
-    pads = np.broadcast_to(pad_size, len(box)).tolist()
-    if min(pads) < 0:
-        raise ValueError(f"pad_size must be >= 0 per axis, got {pad_size!r}")
-    return tuple((int(a) - int(p), int(b) + int(p)) for (a, b), p in zip(box, pads, strict=True))
+    pads = check_pad(pad_size, len(box))
+    return tuple((int(a) - p, int(b) + p) for (a, b), p in zip(box, pads, strict=True))
 
 
 def chunk_box(
@@ -179,8 +211,10 @@ class Block:
         halo, min_read = np.broadcast_to(halo, 3).tolist(), np.broadcast_to(min_read, 3).tolist()
         read = []
         for (a, b), h, m in zip(write, halo, min_read, strict=True):
-            extra = max(int(m) - (b - a + 2 * int(h)), 0)
-            read.append((a - int(h) - extra // 2, b + int(h) + extra - extra // 2))
+            size = b - a + 2 * int(h)
+            read_size = max(int(m), size)
+            (before,) = centre_start((read_size,), (size,))  # the write box + halo, centred in the read box
+            read.append((a - int(h) - before, a - int(h) - before + read_size))
         return cls(int(block_id), write, tuple(read))
 
     @property

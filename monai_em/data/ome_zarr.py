@@ -22,10 +22,14 @@ import zarr
 from ome_zarr.format import FormatV04, FormatV05
 from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 
+from .volume import as_voxel_size, as_zyx_numbers
+
 __all__ = [
+    "axis_dicts",
     "create_ome_labels",
     "create_ome_zarr",
     "level_path",
+    "multiscale_of",
     "multiscale_paths",
     "open_ome_zarr",
     "read_ngff_transform",
@@ -42,13 +46,6 @@ def _location(path) -> str:
     return os.fspath(path)
 
 
-def _triple(name: str, value, path) -> tuple[float, float, float]:
-    vals = tuple(float(v) for v in np.ravel(value))
-    if len(vals) != 3:
-        raise ValueError(f"{path}: {name} must have 3 entries (z, y, x), got {value!r}")
-    return vals
-
-
 def _compressor(zarr_format: int):
     if zarr_format == 3:
         return zarr.codecs.ZstdCodec(level=3)
@@ -63,11 +60,19 @@ def _ome_attrs(group: zarr.Group) -> dict:
     return dict(attrs["ome"]) if "ome" in attrs else attrs
 
 
-def _multiscale(group: zarr.Group, where) -> dict:
+def multiscale_of(group: zarr.Group, where) -> dict:
+    """The group's ``multiscales[0]`` dict (NGFF 0.4 or 0.5); ValueError naming ``where`` when the group
+    is not an OME-Zarr image."""
     ms = _ome_attrs(group).get("multiscales")
     if not ms:
         raise ValueError(f"{where} is not an OME-Zarr image: its attributes have no 'multiscales'")
     return ms[0]
+
+
+def axis_dicts(ms: Mapping) -> list[dict]:
+    """The axes of a ``multiscales[0]`` dict, each a dict with a ``"name"`` (NGFF 0.3 lists bare names;
+    no ``axes`` at all means ``z, y, x``)."""
+    return [a if isinstance(a, Mapping) else {"name": a} for a in ms.get("axes", ["z", "y", "x"])]
 
 
 def _open_group(path, mode: str = "r") -> zarr.Group:
@@ -87,7 +92,7 @@ def level_path(ms: Mapping, level: int, where) -> str:
 
 def multiscale_paths(path) -> list[str]:
     """Paths of the levels of the OME-Zarr image at ``path``, finest first (e.g. ``["0", "1"]``)."""
-    return [d["path"] for d in _multiscale(_open_group(path), path)["datasets"]]
+    return [d["path"] for d in multiscale_of(_open_group(path), path)["datasets"]]
 
 
 def _axes(ndim: int, unit: str | None) -> list[dict]:
@@ -209,9 +214,7 @@ def create_ome_zarr(
         raise ValueError(f"{path}: shape must be (C, Z, Y, X) or (Z, Y, X) with positive sizes, got {shape}")
     if channel_names is not None and (len(shape) != 4 or len(channel_names) != shape[0]):
         raise ValueError(f"{path}: channel_names {list(channel_names)} need one name per channel of {shape}")
-    voxel_size, offset = _triple("voxel_size", voxel_size, path), _triple("offset", offset, path)
-    if any(v <= 0 for v in voxel_size):
-        raise ValueError(f"{path}: voxel_size must be positive, got {voxel_size}")
+    voxel_size, offset = as_voxel_size(voxel_size, path), as_zyx_numbers(offset, "offset", path)
     attrs = dict(attrs or {})
     bad = sorted(set(attrs) & set(_RESERVED))
     if bad:
@@ -246,7 +249,7 @@ def open_ome_zarr(path, level: int = 0, mode: str = "r") -> zarr.Array:
         ValueError: not an OME-Zarr image, or no such level (the message lists the levels).
     """
     group = _open_group(path, mode)
-    return group[level_path(_multiscale(group, path), level, path)]
+    return group[level_path(multiscale_of(group, path), level, path)]
 
 
 def _spatial_transform(transforms: Sequence[Mapping], n: int, where) -> tuple[np.ndarray, np.ndarray]:
@@ -272,13 +275,13 @@ def read_ngff_transform(path, level: int = 0) -> tuple[tuple[float, ...], tuple[
     Raises:
         ValueError: no ``z, y, x`` space axes, spatial axes with different units, or no such level.
     """
-    ms = _multiscale(_open_group(path), path)
+    ms = multiscale_of(_open_group(path), path)
     return ngff_transform(ms, level, path)
 
 
 def ngff_transform(ms: Mapping, level: int, where) -> tuple[tuple[float, ...], tuple[float, ...], str | None]:
     """:func:`read_ngff_transform` from an already read ``multiscales[0]`` dict."""
-    axes = [a if isinstance(a, Mapping) else {"name": a} for a in ms.get("axes", ["z", "y", "x"])]
+    axes = axis_dicts(ms)
     names = [a["name"] for a in axes]
     spatial = [names.index(a) if a in names else None for a in _SPATIAL]
     if None in spatial:
@@ -319,7 +322,7 @@ def create_ome_labels(
     :func:`create_ome_zarr`. The image's ``labels`` list gets ``name``.
     """
     image = _open_group(image_path, "r+")
-    ms = _multiscale(image, image_path)
+    ms = multiscale_of(image, image_path)
     img_vs, img_off, img_unit = ngff_transform(ms, 0, image_path)
     version = "0.4" if image.metadata.zarr_format == 2 else "0.5"
     fmt = _FORMATS[version]()
@@ -371,7 +374,7 @@ def write_pyramid(
         the arrays of the new levels, coarsest last.
     """
     group = _open_group(path, "r+")
-    ms = _multiscale(group, path)
+    ms = multiscale_of(group, path)
     fmt = _FORMATS["0.4" if group.metadata.zarr_format == 2 else "0.5"]()
     base = group[ms["datasets"][0]["path"]]
     ndim = base.ndim

@@ -28,7 +28,7 @@ import numpy as np
 import zarr
 
 from . import ts_worker
-from .ome_zarr import level_path, ngff_transform
+from .ome_zarr import axis_dicts, level_path, multiscale_of, ngff_transform
 from .volume import Box, normalize_unit, parse_geometry, read_reflected
 
 __all__ = ["TensorStoreVolume", "ZarrVolume", "is_store", "open_store", "store_kind"]
@@ -168,16 +168,15 @@ class ZarrVolume(_Geometry):
                 raise ValueError(f"{location} has no array or group {dataset!r}{self._listing(location)}")
             path, where = dataset, _join(location, dataset)
         if isinstance(node, zarr.Group):
-            attrs = node.attrs.asdict()
-            ms = (attrs.get("ome", attrs).get("multiscales") or [None])[0]
-            if ms is None:
+            try:
+                ms = multiscale_of(node, where)
+            except ValueError as e:  # a plain group: the listing helps name the array
                 raise ValueError(
-                    f"{where} is a zarr group but not an OME-Zarr image: name the array with "
-                    f"dataset=...{self._listing(where)}"
-                )
+                    f"{e}; name an array of the group with dataset=...{self._listing(where)}"
+                ) from None
             k = 0 if level is None else int(level)
             level_name = level_path(ms, k, where)
-            names = [a if isinstance(a, str) else a["name"] for a in ms.get("axes", ["z", "y", "x"])]
+            names = [a["name"] for a in axis_dicts(ms)]
             if names[-3:] != ["z", "y", "x"]:
                 raise ValueError(f"{where}: OME-Zarr axes {names} must end with z, y, x")
             self.voxel_size, self.offset, self.unit = ngff_transform(ms, k, where)

@@ -13,6 +13,7 @@ from monai.data import IterableDataset
 from monai.transforms import apply_transform
 from torch.utils.data import get_worker_info
 
+from ..deprecation import renamed_arg, renamed_attribute, renamed_value
 from ..roles import role_of_key
 from .chunks import chunk_box, chunk_grid, chunk_name, resolve_rank_world, split_rank_world, worker_share
 from .sources import open_volume
@@ -21,7 +22,7 @@ from .tiles import check_compatible
 __all__ = ["TileDataset"]
 
 logger = logging.getLogger(__name__)
-MODES = ("train", "inference")
+STAGES = ("train", "inference")
 
 
 class TileDataset(IterableDataset):
@@ -33,7 +34,7 @@ class TileDataset(IterableDataset):
     "chunk_name", "chunk_round", "worker"}`` (``chunk_box``: the padded box read, flat
     ``[z0, z1, y0, y1, x0, x1]``; ``chunk_name``: the unpadded box as ``z0-z1-y0-y1-x0-x1``).
 
-    - ``mode="train"``: training chunks (neighbours overlap by half). Rounds of chunks without end
+    - ``stage="train"``: training chunks (neighbours overlap by half). Rounds of chunks without end
       (or ``num_rounds``): in each round every chunk is read by exactly one global worker
       ``g = rank * num_workers + worker_id``, namely the positions ``g, g + G, ...`` of a permutation
       drawn from ``(seed, epoch, round)`` and shared by all ranks and workers, so a worker picks unused
@@ -42,7 +43,7 @@ class TileDataset(IterableDataset):
       chunk dict, whose arrays stay the same objects for all samples of a chunk; a transform returning
       a list (``num_samples``) is flattened. With more global workers than chunks, a worker without
       a chunk re-reads one of the round's chunks.
-    - ``mode="inference"``: disjoint chunks covering the volume, each once, in id order; global worker
+    - ``stage="inference"``: disjoint chunks covering the volume, each once, in id order; global worker
       ``g`` of ``G`` takes the contiguous share ``split_rank_world(n_chunks, g, G)`` (so rank ``r``
       gets the ``rank-world`` split). ``transform`` (optional) is applied to each chunk dict.
 
@@ -64,7 +65,8 @@ class TileDataset(IterableDataset):
             the same voxels (shape, voxel size, offset; and tile_ratio), checked up front.
         chunk_num: chunks per axis ``(nz, ny, nx)``; ``(1, 1, 1)`` samples whole volumes.
         chunk_iter: samples drawn per chunk in training (PyTC ``DATA_CHUNK_ITER``).
-        mode: ``"train"`` or ``"inference"``.
+        stage: ``"train"`` or ``"inference"`` (the old name ``mode`` is accepted with a
+            DeprecationWarning, and refused from version 0.3).
         pad_size: voxels added on each side of every chunk (int or per axis ``(z, y, x)``).
         transform: MONAI transform / Compose applied to each chunk dict.
         seed: base seed of the chunk order and the augmentation streams.
@@ -86,12 +88,13 @@ class TileDataset(IterableDataset):
         >>> loader = monai.data.DataLoader(ds, batch_size=4, num_workers=2)  # doctest: +SKIP
     """
 
+    @renamed_arg("mode", "stage")
     def __init__(
         self,
         volumes: Mapping,
         chunk_num: Sequence[int] = (1, 1, 1),
         chunk_iter: int = 100,
-        mode: str = "train",
+        stage: str = "train",
         pad_size: int | Sequence[int] = 0,
         transform=None,
         seed: int | None = 0,
@@ -104,10 +107,13 @@ class TileDataset(IterableDataset):
         roles: Mapping[str, str] | None = None,
         num_rounds: int | None = None,
         skip_if_exists: str | None = None,
+        *,
+        mode: str | None = None,
     ):
         super().__init__(data=[], transform=transform)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        stage, name = renamed_value("mode", mode, "stage", stage)
+        if stage not in STAGES:
+            raise ValueError(f"{name} must be one of {STAGES}, got {stage!r}")
         if not isinstance(volumes, Mapping) or not volumes:
             raise ValueError(f"volumes must be a non-empty dict {{key: source}}, got {volumes!r}")
         if int(chunk_iter) < 1:
@@ -129,10 +135,10 @@ class TileDataset(IterableDataset):
         self.shape = tuple(next(iter(self.volumes.values())).shape)
         self.chunk_num = tuple(int(n) for n in chunk_num)
         self.n_chunks = chunk_grid(self.chunk_num)
-        self.mode = mode
+        self.stage = stage
         self.pad_size = pad_size
         for i in range(self.n_chunks):  # validates chunk_num against the shape up front
-            chunk_box(self.shape, self.chunk_num, i, mode == "train", pad_size)
+            chunk_box(self.shape, self.chunk_num, i, stage == "train", pad_size)
         self.chunk_iter = int(chunk_iter)
         self.seed = seed
         self.rank, self.world_size = rank, world_size
@@ -157,6 +163,8 @@ class TileDataset(IterableDataset):
             self._loader_seed = int(seed)
         return self
 
+    mode = renamed_attribute("mode", "stage")
+
     def set_epoch(self, epoch: int) -> None:
         """Set the epoch that keys chunk orders and augmentation streams (like ``DistributedSampler``)."""
         self.epoch = int(epoch)
@@ -166,9 +174,9 @@ class TileDataset(IterableDataset):
 
     # chunks -----------------------------------------------------------------------------------
     def chunk_box(self, chunk_id: int, padded: bool = True) -> tuple[tuple[int, int], ...]:
-        """Box of chunk ``chunk_id`` in this dataset's mode (with or without ``pad_size``)."""
+        """Box of chunk ``chunk_id`` in this dataset's stage (with or without ``pad_size``)."""
         return chunk_box(
-            self.shape, self.chunk_num, chunk_id, self.mode == "train", self.pad_size if padded else 0
+            self.shape, self.chunk_num, chunk_id, self.stage == "train", self.pad_size if padded else 0
         )
 
     def load_chunk(self, chunk_id: int) -> dict:
@@ -192,7 +200,7 @@ class TileDataset(IterableDataset):
 
     def _schedule(self, g: int, n_global: int, epoch: int) -> Iterator[tuple[int, int]]:
         """``(round, chunk_id)`` this global worker reads, in order."""
-        if self.mode == "inference":
+        if self.stage == "inference":
             for cid in split_rank_world(self.n_chunks, g, n_global):
                 if not self._skipped(cid):
                     yield 0, cid
@@ -239,7 +247,7 @@ class TileDataset(IterableDataset):
         rng = np.random.default_rng(np.random.SeedSequence([base, epoch, rank, worker_id]))
         if self.transform is not None and hasattr(self.transform, "set_random_state"):
             self.transform.set_random_state(seed=int(rng.integers(2**31 - 1)))
-        n_samples = self.chunk_iter if self.mode == "train" else 1
+        n_samples = self.chunk_iter if self.stage == "train" else 1
         for k, chunk in self._chunks(self._schedule(g, n_global, epoch)):
             chunk.update(chunk_round=k, worker=g)
             for _ in range(n_samples):

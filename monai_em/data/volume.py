@@ -9,15 +9,18 @@ border keeps its size and its context.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+import torch
 
 __all__ = [
     "ArrayVolume",
     "Box",
     "PAD_MODES",
     "VolumeSource",
+    "as_voxel_size",
+    "as_zyx_numbers",
     "check_same_geometry",
     "geometry",
     "normalize_box",
@@ -50,11 +53,28 @@ class VolumeSource(Protocol):
     def read(self, box: Sequence[Sequence[int]]) -> np.ndarray: ...
 
 
-def _triple(value, name: str, where) -> Triple:
+def as_zyx_numbers(value, name: str, where) -> Triple:
+    """``value`` (a voxel size, an offset...) as 3 finite floats ``(z, y, x)``.
+
+    Raises:
+        ValueError: naming ``where`` and ``name``, for another count or a NaN / infinite entry.
+    """
     vals = [float(v) for v in np.ravel(np.asarray(value, dtype=float))]
-    if len(vals) != 3 or not all(np.isfinite(vals)):
-        raise ValueError(f"{where}: {name} must be 3 finite numbers, got {value!r}")
+    if len(vals) != 3:
+        raise ValueError(
+            f"{where}: {name} must be 3 finite numbers: {name} must have 3 entries (z, y, x), got {value!r}"
+        )
+    if not all(np.isfinite(vals)):
+        raise ValueError(f"{where}: {name} must be 3 finite numbers (z, y, x), got {value!r}")
     return tuple(vals)
+
+
+def as_voxel_size(value, where, name: str = "voxel_size") -> Triple:
+    """:func:`as_zyx_numbers`, each entry > 0 (ValueError naming ``where`` otherwise)."""
+    voxel_size = as_zyx_numbers(value, name, where)
+    if any(v <= 0 for v in voxel_size):
+        raise ValueError(f"{where}: voxel_size must be positive, got {voxel_size}")
+    return voxel_size
 
 
 # unit spellings -> NGFF (UDUNITS-2) names, and their size in nanometers for comparisons
@@ -90,13 +110,13 @@ def parse_geometry(attrs: Mapping, where, x_first: bool = False) -> tuple[Triple
     voxel_size, unit = (1.0, 1.0, 1.0), None
     for key in VOXEL_SIZE_KEYS:
         if attrs.get(key) is not None:
-            voxel_size = flip(_triple(attrs[key], key, where))
+            voxel_size = flip(as_voxel_size(attrs[key], where, key))
             unit = "micrometer" if key == "element_size_um" else None
             break
-    if any(v <= 0 for v in voxel_size):
-        raise ValueError(f"{where}: voxel size must be positive, got {voxel_size}")
     offset = (
-        flip(_triple(attrs["offset"], "offset", where)) if attrs.get("offset") is not None else (0.0,) * 3
+        flip(as_zyx_numbers(attrs["offset"], "offset", where))
+        if attrs.get("offset") is not None
+        else (0.0,) * 3
     )
     units = attrs.get("units")
     units = list(units) if isinstance(units, (list, tuple, np.ndarray)) else [units]
@@ -203,17 +223,20 @@ def reflect_indices(start: int, stop: int, length: int, pad_mode: str = "reflect
 
 
 def read_reflected(
-    read_inside: Callable[[Box], np.ndarray],
+    read_inside: Callable[[Box], Any],
     box: Sequence,
     shape: Sequence[int],
     pad_mode: str = "reflect",
     fill_value: float = 0,
-) -> np.ndarray:
+):
     """Read ``box`` of a volume of spatial ``shape`` given a reader for in-bounds boxes only.
 
-    ``read_inside(inner_box)`` must return the ``(..., z, y, x)`` data of a box inside the volume.
-    Only the in-bounds hull of the mapped indices is read, once. Voxels outside the volume follow
-    ``pad_mode`` (:func:`reflect_indices`; ``constant``: ``fill_value``).
+    The one mirror-padded read: volumes, tiles and stores read their boxes through it, and so do the
+    rejection crop (its crops and integral tables), 2D inference (an image smaller than a window) and
+    PyTC's padded whole volumes. ``read_inside(inner_box)`` must return the ``(..., z, y, x)`` data of
+    a box inside the volume (``len(shape)`` trailing axes), as a numpy array or a torch tensor
+    (gathered on its device). Only the in-bounds hull of the mapped indices is read, once. Voxels
+    outside the volume follow ``pad_mode`` (:func:`reflect_indices`; ``constant``: ``fill_value``).
     """
     if pad_mode not in PAD_MODES:
         raise ValueError(f"pad_mode must be one of {PAD_MODES}, got {pad_mode!r}")
@@ -227,11 +250,18 @@ def read_reflected(
     hull = tuple((int(i.min()), int(i.max()) + 1) for i in indices)
     data = read_inside(hull)
     lead = data.ndim - len(shape)
-    local = np.ix_(*[i - h[0] for i, h in zip(indices, hull, strict=True)])
-    out = data[(slice(None),) * lead + local]
+    local = [i - h[0] for i, h in zip(indices, hull, strict=True)]
+    if isinstance(data, torch.Tensor):  # one axis at a time: no index broadcast on the device
+        out = data
+        for axis, i in enumerate(local):
+            out = out.index_select(lead + axis, torch.as_tensor(i, device=data.device))
+    else:
+        out = data[(slice(None),) * lead + np.ix_(*local)]
     if pad_mode == "constant":
         axes = [v.reshape([-1 if a == k else 1 for a in range(len(valid))]) for k, v in enumerate(valid)]
         outside = ~np.logical_and.reduce(np.broadcast_arrays(*axes))
+        if isinstance(out, torch.Tensor):
+            outside = torch.as_tensor(outside, device=out.device)
         out[..., outside] = fill_value
     return out
 

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from ..data.atomic import write_atomically
 from ..data.chunks import (
     Block,
-    as_zyx,
+    check_pad,
     chunk_box,
     chunk_boxes,
     chunk_grid,
@@ -175,11 +175,9 @@ class ChunkedInference:
         self.predictor = self.window.predictor(network)
         self.chunk_num = [int(n) for n in chunk_num]
         self.n_chunks = chunk_grid(self.chunk_num)
-        self.pad_size = as_zyx(pad_size, "pad_size")
+        self.pad_size = check_pad(pad_size)
         if spatial_dims == 2 and np.ndim(pad_size) == 0:
             self.pad_size = (0, *self.pad_size[1:])  # a 2D network needs no context across sections
-        if min(self.pad_size) < 0:
-            raise ValueError(f"pad_size must be >= 0, got {pad_size!r}")
         if section_ext not in ("png", "tif", "tiff"):
             raise ValueError(f"section_ext must be 'png' or 'tif', got {section_ext!r}")
         if section_dir is not None and section_ext == "png" and output_dtype != "uint8":

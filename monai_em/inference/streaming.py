@@ -14,9 +14,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..data.atomic import write_atomically
-from ..data.chunks import resolve_rank_world, split_rank_world
+from ..data.chunks import centre_start, resolve_rank_world, split_rank_world
 from ..data.readers import read_hdf5
 from ..data.sources import open_volume
+from ..data.volume import read_reflected
 from .settings import WindowSettings
 from .window import named_error
 
@@ -223,16 +224,12 @@ class ImageListInference:
 
     def predict_image(self, image: np.ndarray) -> np.ndarray:
         """Prediction ``(C', Y, X)`` of one ``(C, Y, X)`` image, in ``output_dtype``."""
-        pad = [(0, 0)] + [
-            ((max(r - s, 0)) // 2, max(r - s, 0) - max(r - s, 0) // 2)
-            for r, s in zip(self.roi, image.shape[1:], strict=True)
-        ]
-        padded = (
-            np.pad(image, pad, mode="reflect" if min(image.shape[1:]) > 1 else "edge")
-            if any(map(any, pad))
-            else image
-        )
-        crop = tuple(slice(a, a + s) for (a, _), s in zip(pad[1:], image.shape[1:], strict=True))
+        shape = image.shape[1:]
+        size = [max(r, s) for r, s in zip(self.roi, shape, strict=True)]  # at least one window, centred
+        before = centre_start(size, shape)
+        box = [(-b, n - b) for b, n in zip(before, size, strict=True)]
+        padded = read_reflected(lambda b: image[(slice(None), *(slice(a, e) for a, e in b))], box, shape)
+        crop = tuple(slice(b, b + s) for b, s in zip(before, shape, strict=True))
         return self.window.predict(self.predictor, padded, crop, "image")
 
     def __call__(self, images) -> list[Path]:

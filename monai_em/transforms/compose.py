@@ -14,20 +14,19 @@ import torch
 from monai.transforms import Compose, InvertibleTransform, MapTransform, OneOf, RandomOrder, SomeOf
 from scipy import ndimage
 
+from ..data.chunks import centre_start
 from ..roles import keys_with_role, resolve_roles
 from .base import (
     Margin,
-    as_torch,
     check_axis_order,
     check_int,
-    like_input,
-    signed_view,
     track_call,
     translation,
     undo_crop,
 )
 from .fusion import plan, run_plan
 from .presets import default_em_transforms
+from .tensors import as_torch, like_input, signed_view
 
 __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
 
@@ -117,7 +116,7 @@ class _CentreCrop(InvertibleTransform, MapTransform):
                 f"key {key!r}: spatial shape {spatial} is smaller than input_size {self.size}; "
                 "crop at least EMAugmentor.sample_size before augmenting"
             )
-        return tuple((s - i) // 2 for s, i in zip(spatial, self.size, strict=True))
+        return centre_start(spatial, self.size)
 
     def crop_keys(self, d: Mapping) -> list[Hashable]:
         if self.keys is not None:

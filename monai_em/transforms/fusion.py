@@ -35,12 +35,10 @@ from .base import (
     SECTIONS,
     WINDOW,
     RandEMDictTransform,
-    as_torch,
-    like_input,
-    signed_view,
     spatial_shape_of,
 )
 from .resample import identity_points, read_window, resample, rotate_xy
+from .tensors import as_torch, like_input, signed_view
 
 __all__ = ["FusedStep", "SectionMap", "plan", "run_plan"]
 

@@ -14,16 +14,15 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
+from ..deprecation import renamed_arg, renamed_value
 from .base import (
     WINDOW,
     RandEMDictTransform,
     RandEMTransform,
-    as_torch,
-    cast_back,
     check_number,
     check_unit,
-    like_input,
 )
+from .tensors import as_torch, cast_back, like_input
 
 __all__ = [
     "CutBlurParams",
@@ -103,7 +102,8 @@ class RandGrayscale(RandEMTransform):
     Args:
         contrast: contrast factor (default 0.3).
         brightness: brightness factor (default 0.3).
-        mode: ``"mix"`` (default), ``"2D"`` or ``"3D"``.
+        grayscale_mode: ``"mix"`` (default), ``"2D"`` or ``"3D"`` (PyTC's ``mode``; the old name
+            ``mode`` is accepted with a DeprecationWarning, and refused from version 0.3).
         invert: allow inversion (default False); when True each call inverts with probability ``invert_p``.
         invert_p: inversion probability (default 0.0).
         prob: probability of applying (default 0.5; PyTC config 0.75).
@@ -112,28 +112,36 @@ class RandGrayscale(RandEMTransform):
     scaled by its maximum (uint8: /255); shape and dtype kept.
 
     Example:
-        >>> t = RandGrayscale(mode="3D", prob=1.0).set_random_state(0)
+        >>> t = RandGrayscale(grayscale_mode="3D", prob=1.0).set_random_state(0)
         >>> t(torch.full((1, 2, 4, 4), 0.5)).shape
         torch.Size([1, 2, 4, 4])
     """
 
+    @renamed_arg("mode", "grayscale_mode")
     def __init__(
         self,
         contrast: float = 0.3,
         brightness: float = 0.3,
-        mode: str = "mix",
+        grayscale_mode: str = "mix",
         invert: bool = False,
         invert_p: float = 0.0,
         prob: float = 0.5,
+        *,
+        mode: str | None = None,
     ):
         super().__init__(prob, "bilinear")
-        if mode not in ("mix", "2D", "3D"):
-            raise ValueError(f"mode must be 'mix', '2D' or '3D', got {mode!r}")
+        grayscale_mode, name = renamed_value("mode", mode, "grayscale_mode", grayscale_mode)
+        if grayscale_mode not in ("mix", "2D", "3D"):
+            raise ValueError(f"{name} must be 'mix', '2D' or '3D', got {grayscale_mode!r}")
         self.contrast, self.brightness = (
             check_number("contrast", contrast),
             check_number("brightness", brightness),
         )
-        self.gray_mode, self.invert, self.invert_p = mode, bool(invert), check_unit("invert_p", invert_p)
+        self.gray_mode, self.invert, self.invert_p = (
+            grayscale_mode,
+            bool(invert),
+            check_unit("invert_p", invert_p),
+        )
 
     def draw(self, spatial_shape: tuple[int, ...]) -> GrayscaleParams:
         depth = _spatial3(spatial_shape)[0]
@@ -182,21 +190,25 @@ class RandGrayscaled(RandEMDictTransform):
 
     Args:
         keys: image keys. allow_missing_keys: skip absent keys.
-        contrast, brightness, mode, invert, invert_p, prob: see the array class.
+        contrast, brightness, grayscale_mode, invert, invert_p, prob: see the array class.
     """
 
+    @renamed_arg("mode", "grayscale_mode")
     def __init__(
         self,
         keys: KeysCollection,
         contrast: float = 0.3,
         brightness: float = 0.3,
-        mode: str = "mix",
+        grayscale_mode: str = "mix",
         invert: bool = False,
         invert_p: float = 0.0,
         prob: float = 0.5,
         allow_missing_keys: bool = False,
+        *,
+        mode: str | None = None,
     ):
-        inner = RandGrayscale(contrast, brightness, mode, invert, invert_p, 1.0)
+        grayscale_mode, _ = renamed_value("mode", mode, "grayscale_mode", grayscale_mode)
+        inner = RandGrayscale(contrast, brightness, grayscale_mode, invert, invert_p, 1.0)
         super().__init__(keys, inner, prob, "bilinear", allow_missing_keys)
 
 

@@ -14,15 +14,12 @@ from monai.transforms import MapTransform, RandomizableTransform
 from .base import (
     RandEMDictTransform,
     RandEMTransform,
-    as_output,
-    as_torch,
     check_int,
     check_number,
     check_unit,
-    like_input,
-    unsigned_as_signed,
 )
 from .resample import rotate_xy
+from .tensors import as_output, as_torch, like_input, max_value, unsigned_as_signed
 
 __all__ = ["CopyPasteParams", "MixupParams", "RandCopyPasted", "RandMixup", "RandMixupd"]
 
@@ -53,23 +50,16 @@ def _flip_z(t: torch.Tensor) -> torch.Tensor:
     return back(work.flip(1))
 
 
-def _max_id(t: torch.Tensor) -> int:
-    """Largest value of an integer tensor (torch has no max kernel for uint16/32/64)."""
-    if t.dtype in (torch.uint16, torch.uint32, torch.uint64):
-        return int(t.detach().cpu().numpy().max()) if t.numel() else 0
-    return int(t.max()) if t.numel() else 0
-
-
 def _offset_ids(moved: torch.Tensor, label: torch.Tensor, name) -> torch.Tensor:
     """``moved + label.max()`` on the non-zero voxels, in the label's own dtype (unsigned ones too).
 
     Raises:
         ValueError: the offset ids do not fit the label dtype (they would wrap around onto other ids).
     """
-    top = _max_id(label)
+    top = max_value(label)
     if moved.dtype.is_floating_point or moved.dtype == torch.bool:
         return torch.where(moved != 0, moved + top, moved)
-    highest, limit = _max_id(moved) + top, int(torch.iinfo(moved.dtype).max)
+    highest, limit = max_value(moved) + top, int(torch.iinfo(moved.dtype).max)
     if highest > limit:
         raise ValueError(
             f"relabel: pasted ids up to {highest} do not fit the {moved.dtype} label {name!r} (max {limit}); "

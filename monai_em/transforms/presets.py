@@ -25,7 +25,11 @@ _DEFAULTS: dict[str, tuple[type, str, dict[str, Any]]] = {
     "rescale": (RandRescaled, "geometric", {"low": 0.8, "high": 1.25, "prob": 0.5}),
     "flip": (RandFlipTransposed, "geometric", {"do_ztrans": False, "prob": 1.0}),
     "elastic": (RandSectionElasticd, "geometric", {"alpha": 16.0, "sigma": 4.0, "prob": 0.75}),
-    "grayscale": (RandGrayscaled, "image", {"contrast": 0.3, "brightness": 0.3, "mode": "mix", "prob": 0.75}),
+    "grayscale": (
+        RandGrayscaled,
+        "image",
+        {"contrast": 0.3, "brightness": 0.3, "grayscale_mode": "mix", "prob": 0.75},
+    ),
     "missingparts": (RandMissingPartsd, "image", {"iterations": 64, "section_prob": 0.9, "prob": 0.9}),
     "missingsection": (RandMissingSectiond, "geometric", {"num_sections": 2, "prob": 0.5}),
     "misalignment": (RandMisAlignmentd, "geometric", {"displacement": 16, "rotate_ratio": 0.5, "prob": 0.5}),

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import as_torch, cast_back, like_input, signed_view
+from .tensors import as_torch, cast_back, like_input, signed_view
 
 __all__ = [
     "MODES",

@@ -12,33 +12,32 @@ import warnings
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.data.meta_obj import get_track_meta
 from monai.transforms import InvertibleTransform, MapTransform, Randomizable, allow_missing_keys_mode
 from monai.transforms.traits import MultiSampleTrait
-from monai.utils import MAX_SEED, convert_to_tensor
+from monai.utils import MAX_SEED
 
-from monai_em.data.volume import reflect_indices
+from monai_em.data.chunks import centre_start
+from monai_em.data.volume import read_reflected
 
 from .base import (
-    as_output,
     check_axis_order,
     check_int,
     check_unit,
-    like_input,
     shift_affine,
     track_call,
     translation,
     undo_crop,
 )
 from .integral import IntegralCache, box_count, integral_volume, nonzero_mask
+from .tensors import as_output, like_input
 
-__all__ = ["CropDraw", "RandRejectionCropd", "RejectionSampler"]
+__all__ = ["CropDraw", "Measure", "RandRejectionCropd", "RejectionSampler"]
 
 PAD_MODES = (None, "reflect")
 
@@ -59,9 +58,21 @@ class CropDraw:
     accepted: bool
 
 
-def _centre_offset(outer: Sequence[int], inner: Sequence[int]) -> np.ndarray:
-    """Start of a centred ``inner`` box in an ``outer`` box: ``(outer - inner) // 2``, as ``EMAugmentor`` crops."""
-    return np.asarray([(o - i) // 2 for o, i in zip(outer, inner, strict=True)], dtype=np.int64)
+class Measure(NamedTuple):  # a tuple: built once per candidate, so cheap to make
+    """What the rejection tests see of one candidate crop (a measure function's answer).
+
+    Attributes:
+        foreground: non-zero voxels of the tested region (read only when ``size_thres > 0``).
+        valid_fraction: valid share of the tested region, ``None`` without a valid mask.
+        unique_ids: counts the region's unique ids (background included); called only when the
+            diversity test is on and the earlier tests passed.
+        output: what the caller keeps of the accepted candidate (the exact path: the augmented sample).
+    """
+
+    foreground: int
+    valid_fraction: float | None
+    unique_ids: Callable[[], int]
+    output: Any = None
 
 
 def _as_size(value, name: str, ndim: int | None = None) -> tuple[int, ...] | None:
@@ -149,7 +160,7 @@ class RejectionSampler(Randomizable):
         self.pad_mode = pad_mode
         self.cache = IntegralCache(cache_size)
         self._cache_lock = threading.Lock()  # thread workers share the cache
-        self.test_offset = _centre_offset(size, self.test_size)
+        self.test_offset = np.asarray(centre_start(size, self.test_size), dtype=np.int64)
 
     def __getstate__(self):  # locks do not pickle (process DataLoader workers, deepcopy)
         return {k: v for k, v in self.__dict__.items() if k != "_cache_lock"}
@@ -162,19 +173,23 @@ class RejectionSampler(Randomizable):
         return None
 
     # ---- geometry -------------------------------------------------------------------------------
+    def padded_shape(self, shape: Sequence[int]) -> list[int]:
+        """A volume's spatial shape once mirror-padded to at least ``spatial_size`` per axis."""
+        return [max(int(n), s) for n, s in zip(shape, self.spatial_size, strict=True)]
+
     def padding(self, shape: Sequence[int], name: str = "label") -> np.ndarray:
         """Voxels mirrored before each axis (0 where the volume is large enough)."""
         if len(shape) != len(self.spatial_size):
             raise ValueError(
                 f"'{name}' has spatial shape {tuple(shape)}, expected {len(self.spatial_size)} axes"
             )
-        short = [max(0, s - n) for n, s in zip(shape, self.spatial_size, strict=True)]
-        if any(short) and self.pad_mode is None:
+        padded = self.padded_shape(shape)
+        if tuple(padded) != tuple(shape) and self.pad_mode is None:
             raise ValueError(
                 f"'{name}' of spatial shape {tuple(shape)} is smaller than spatial_size {self.spatial_size}; "
                 "pass pad_mode='reflect' to mirror-pad it"
             )
-        return np.asarray([p // 2 for p in short], dtype=np.int64)
+        return np.asarray(centre_start(padded, shape), dtype=np.int64)  # the volume centred in the crop
 
     def table(self, array, name: str = "label") -> np.ndarray:
         """The (cached) integral volume of ``array != 0``, padded as :meth:`padding` says."""
@@ -183,14 +198,8 @@ class RejectionSampler(Randomizable):
 
         def build():
             mask = nonzero_mask(array)
-            if any(n < s for n, s in zip(shape, self.spatial_size, strict=True)):  # pad may be 0 for 1 short
-                stops = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
-                idx = [
-                    reflect_indices(-int(p), int(st - p), n)
-                    for p, st, n in zip(pad, stops, shape, strict=True)
-                ]
-                mask = mask[np.ix_(*idx)]
-            return integral_volume(mask)
+            box = [(-int(p), n - int(p)) for p, n in zip(pad, self.padded_shape(shape), strict=True)]
+            return integral_volume(read_reflected(lambda b: mask[_slices(b)], box, shape))
 
         with self._cache_lock:
             return self.cache.get(array, build, extra=(tuple(pad.tolist()), self.spatial_size))
@@ -226,43 +235,55 @@ class RejectionSampler(Randomizable):
             f"(size_thres={self.size_thres}, reject_p={self.reject_p}, valid_ratio={self.valid_ratio}, "
             f"diversity={self.diversity}); {seen}; returning the last draw",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=4,  # the caller of sample / the dict transform
         )
+
+    def search(
+        self, shape: Sequence[int], measure: Callable[[np.ndarray], Measure], name: str = "label"
+    ) -> tuple[CropDraw, Measure]:
+        """The rejection loop: draw a start, ``measure(start)`` it, accept or reject, up to ``max_trials``.
+
+        ``shape`` is the volume's spatial shape; ``measure`` gets each candidate's int64 start in the
+        unpadded volume's coordinates. Returns the draw and the measure of the returned candidate
+        (the last one, with a warning naming ``name``, when none was accepted).
+        """
+        pad = self.padding(shape, name)
+        padded = self.padded_shape(shape)
+        best: dict = {}
+        for trial in range(1, self.max_trials + 1):
+            start = self.draw_start(padded) - pad
+            m = measure(start)
+            if self.decide(m.foreground, m.valid_fraction, m.unique_ids):
+                return CropDraw(start, trial, True), m
+            _update_best(best, m.foreground if self.size_thres > 0 else None, m.valid_fraction, None)
+        self.give_up(name, best)
+        return CropDraw(start, self.max_trials, False), m
 
     def sample(
         self, label, valid=None, label_name: str = "label", valid_name: str = "valid_mask"
     ) -> CropDraw:
-        """Draw until accepted (or ``max_trials``); ``label``/``valid`` are ``(C, *spatial)``."""
+        """Draw until accepted (or ``max_trials``); ``label``/``valid`` are ``(C, *spatial)``.
+
+        The tested region is measured before augmentation, in O(1) from the integral tables.
+        """
         shape = tuple(int(s) for s in label.shape[1:])
         if valid is not None and tuple(valid.shape[1:]) != shape:
             raise ValueError(
                 f"'{valid_name}' spatial shape {tuple(valid.shape[1:])} differs from '{label_name}' spatial shape {shape}"
             )
         pad = self.padding(shape, label_name)
-        padded = [max(n, s) for n, s in zip(shape, self.spatial_size, strict=True)]
-        need_fg = self.size_thres > 0
-        fg_table = self.table(label, label_name) if need_fg else None
+        fg_table = self.table(label, label_name) if self.size_thres > 0 else None
         valid_table = self.table(valid, valid_name) if valid is not None else None
         test_volume = float(np.prod(self.test_size))
-        best: dict = {}
-        for trial in range(1, self.max_trials + 1):
-            start = self.draw_start(padded)
-            test_start = start + self.test_offset
-            fg = box_count(fg_table, test_start, self.test_size) if need_fg else 0
-            vf = (
-                box_count(valid_table, test_start, self.test_size) / test_volume
-                if valid is not None
-                else None
-            )
+        at_table = self.test_offset + pad  # the tested region's start in the (padded) tables
 
-            def n_ids(start=start):
-                return _unique_count(label, start - pad + self.test_offset, self.test_size, shape)
+        def measure(start: np.ndarray) -> Measure:
+            at = start + at_table
+            fg = box_count(fg_table, at, self.test_size) if fg_table is not None else 0
+            vf = None if valid_table is None else box_count(valid_table, at, self.test_size) / test_volume
+            return Measure(fg, vf, lambda: _n_unique(crop_region(label, at - pad, self.test_size)))
 
-            if self.decide(fg, vf, n_ids):
-                return CropDraw(start - pad, trial, True)
-            _update_best(best, fg if need_fg else None, vf, None)
-        self.give_up(label_name, best)
-        return CropDraw(start - pad, self.max_trials, False)
+        return self.search(shape, measure, label_name)[0]
 
 
 def _update_best(best: dict, fg, vf, ids) -> None:
@@ -278,27 +299,16 @@ def crop_region(img, start: np.ndarray, size: Sequence[int]):
     ``SpatialCrop`` moves it); nothing is recorded in ``applied_operations`` (the caller records).
     """
     shape = tuple(int(s) for s in img.shape[1:])
-    stop = start + np.asarray(size, dtype=np.int64)
-    if (start >= 0).all() and (stop <= np.asarray(shape)).all():
-        slices = [slice(int(a), int(b)) for a, b in zip(start, stop, strict=True)]
-        if isinstance(img, MetaTensor):
-            return shift_affine(like_input(img.as_tensor()[(slice(None), *slices)], img), translation(start))
-        return as_output(img[(slice(None), *slices)])
-    idx = [reflect_indices(int(a), int(b), n) for a, b, n in zip(start, stop, shape, strict=True)]
-    if isinstance(img, torch.Tensor):
-        out = img.as_tensor() if isinstance(img, MetaTensor) else img
-        for axis, i in enumerate(idx):
-            out = out.index_select(axis + 1, torch.as_tensor(i, device=out.device))
-        if isinstance(img, MetaTensor):
-            return shift_affine(like_input(out, img), translation(start))
-        return convert_to_tensor(out, track_meta=get_track_meta())
-    out = np.asarray(img)[(slice(None),) + np.ix_(*idx)]
+    box = [(int(a), int(a) + int(s)) for a, s in zip(start, size, strict=True)]
+    src = img.as_tensor() if isinstance(img, MetaTensor) else img
+    out = read_reflected(lambda b: src[(slice(None), *_slices(b))], box, shape)
+    if isinstance(img, MetaTensor):
+        return shift_affine(like_input(out, img), translation(start))
     return as_output(out)
 
 
-def _unique_count(label, start: np.ndarray, size: Sequence[int], shape: Sequence[int]) -> int:
-    """Unique ids (background included) of the ``size`` box at ``start`` (mirrored where outside)."""
-    return _n_unique(crop_region(label, np.asarray(start, dtype=np.int64), size))
+def _slices(box) -> tuple[slice, ...]:
+    return tuple(slice(a, b) for a, b in box)
 
 
 def _n_unique(region) -> int:
@@ -312,7 +322,7 @@ def _tested(img, test_size: Sequence[int]):
     if all(n <= t for n, t in zip(shape, test_size, strict=True)):
         return img
     size = [min(n, t) for n, t in zip(shape, test_size, strict=True)]
-    return crop_region(img, _centre_offset(shape, size), size)
+    return crop_region(img, np.asarray(centre_start(shape, size), dtype=np.int64), size)
 
 
 class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiSampleTrait):
@@ -461,26 +471,22 @@ class RandRejectionCropd(Randomizable, InvertibleTransform, MapTransform, MultiS
         return out
 
     def _sample_exact(self, d: Mapping[Hashable, Any]) -> dict:
+        """PyTC's order: each candidate is cropped and augmented, then its augmented label/mask measured."""
         s = self.sampler
-        shape = tuple(int(n) for n in d[self.label_key].shape[1:])
-        pad = s.padding(shape, self.label_key)
-        padded = [max(n, z) for n, z in zip(shape, s.spatial_size, strict=True)]
-        best: dict = {}
-        for trial in range(1, s.max_trials + 1):
-            start = s.draw_start(padded) - pad
-            cropped = self._crop(d, start, [self.label_key, *([self.valid_key] if self.valid_key else [])])
-            out = self.augment(cropped)
+        tested = [self.label_key, *([self.valid_key] if self.valid_key else [])]
+
+        def measure(start: np.ndarray) -> Measure:
+            out = self.augment(self._crop(d, start, tested))
             label = _tested(out[self.label_key], s.test_size)
-            fg = int(nonzero_mask(label).sum())
             vf = None
             if self.valid_key is not None:
                 vmask = nonzero_mask(_tested(out[self.valid_key], s.test_size))
                 vf = float(vmask.sum()) / vmask.size
-            if s.decide(fg, vf, lambda label=label: _n_unique(label)):
-                return self._record(out, start, trial)
-            _update_best(best, fg if s.size_thres > 0 else None, vf, None)
-        s.give_up(self.label_key, best)
-        return self._record(out, start, s.max_trials)
+            return Measure(int(nonzero_mask(label).sum()), vf, lambda: _n_unique(label), out)
+
+        shape = tuple(int(n) for n in d[self.label_key].shape[1:])
+        draw, m = s.search(shape, measure, self.label_key)
+        return self._record(m.output, draw.start, draw.trials)
 
     def __call__(self, data: Mapping[Hashable, Any]) -> list[dict[Hashable, Any]]:
         d = dict(data)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 
+from ..data.volume import reflect_indices
 from .base import (
     SECTION_WINDOW,
     SECTIONS,
@@ -17,14 +18,11 @@ from .base import (
     RandEMDictTransform,
     RandEMSpatialDictTransform,
     RandEMTransform,
-    as_torch,
-    cast_back,
     check_int,
     check_unit,
-    like_input,
-    unsigned_as_signed,
 )
 from .resample import rotate_xy
+from .tensors import as_torch, cast_back, like_input, unsigned_as_signed
 
 __all__ = [
     "MisAlignmentParams",
@@ -451,12 +449,7 @@ class MotionBlurParams:
 
 def _reflect_index(length: int, before: int, after: int, device) -> torch.Tensor:
     """Indices ``-before .. length+after-1`` mirrored into [0, length) without edge repeat (cv2 default)."""
-    idx = torch.arange(-before, length + after, device=device)
-    if length == 1:
-        return torch.zeros_like(idx)
-    period = 2 * (length - 1)
-    idx = idx.abs() % period
-    return torch.where(idx >= length, period - idx, idx)
+    return torch.as_tensor(reflect_indices(-before, length + after, length), device=device)
 
 
 class RandMotionBlur(RandEMTransform):

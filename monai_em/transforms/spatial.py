@@ -25,11 +25,7 @@ from .base import (
     Margin,
     RandEMSpatialDictTransform,
     RandEMTransform,
-    as_torch,
-    cast_back,
     check_number,
-    like_input,
-    signed_view,
 )
 from .resample import (
     check_img,
@@ -43,6 +39,7 @@ from .resample import (
     sample_sections,
     to_float,
 )
+from .tensors import as_torch, cast_back, like_input, signed_view
 
 __all__ = [
     "ElasticParams",

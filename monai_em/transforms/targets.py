@@ -23,7 +23,7 @@ from monai.transforms import MapTransform, Transform
 from monai.utils.enums import TransformBackends
 from scipy import ndimage
 
-from .base import as_torch, like_input
+from .tensors import as_torch, like_input
 
 __all__ = [
     "AffinityTarget",

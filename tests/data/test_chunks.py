@@ -3,6 +3,7 @@ import pytest
 
 from monai_em.data.chunks import (
     axis_bounds,
+    centre_start,
     chunk_box,
     chunk_boxes,
     chunk_id_to_zyx,
@@ -96,3 +97,52 @@ def test_more_workers_than_chunks_never_leaves_a_worker_idle():
     shares = [worker_share(3, w, 5, seed=0, round_key=0) for w in range(5)]
     assert all(len(s) == 1 for s in shares)
     assert sorted({s[0] for s in shares}) == [0, 1, 2]
+
+
+def test_centre_start_centres_with_the_larger_half_after():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        inner = rng.integers(1, 40, size=3)
+        outer = inner + rng.integers(0, 9, size=3)
+        start = np.asarray(centre_start(outer, inner))
+        before, after = start, outer - inner - start
+        assert (before >= 0).all() and ((after == before) | (after == before + 1)).all()
+    assert centre_start((5, 6), (2, 2)) == (1, 2)
+
+
+def test_centre_crop_and_rejection_test_region_share_the_centring():
+    """The augmentor keeps, and the rejection crop tests, the same region of a sample: odd margins included."""
+    from monai_em.transforms.compose import EMAugmentor
+    from monai_em.transforms.sampling import RejectionSampler
+
+    for size, input_size in [((9, 37, 40), (4, 16, 17)), ((7, 33, 33), (7, 32, 30))]:
+        sampler = RejectionSampler(size, test_size=input_size)
+        crop = EMAugmentor([], input_size, fuse=False).crop
+        assert (
+            tuple(sampler.test_offset.tolist())
+            == crop.window("image", (1, *size))
+            == centre_start(size, input_size)
+        )
+
+
+@pytest.mark.parametrize(
+    "pad, error, match",
+    [
+        ((0, -2, 0), ValueError, r"pad_size must be >= 0 per axis, got \(0, -2, 0\)"),
+        ((1, 2), ValueError, r"pad_size needs 1 or 3 values, got \(1, 2\)"),
+        ("2", TypeError, r"pad_size must be integers, got '2'"),
+    ],
+)
+def test_every_pad_size_is_checked_by_one_rule(tmp_path, pad, error, match):
+    import torch
+
+    from monai_em.data.tile_dataset import TileDataset
+    from monai_em.inference import ChunkedInference
+
+    with pytest.raises(error, match=match):
+        pad_box(((0, 4), (0, 4), (0, 4)), pad)
+    with pytest.raises(error, match=match):
+        TileDataset({"image": np.zeros((8, 16, 16), np.uint8)}, pad_size=pad)
+    with pytest.raises(error, match=match):
+        ChunkedInference(torch.nn.Identity(), (4, 8, 8), tmp_path / "out", pad_size=pad)
+    assert list(tmp_path.iterdir()) == []

@@ -134,3 +134,24 @@ def test_hdf5_reader_affine_carries_resolution_and_offset(tmp_path):
     img = LoadImage(reader=HDF5Reader(), image_only=True)(str(path))
     np.testing.assert_array_equal(np.asarray(img.affine)[:3, :3], np.diag([40.0, 4.0, 4.0]))
     np.testing.assert_array_equal(np.asarray(img.affine)[:3, 3], [80.0, 8.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"offset": (1, 2)}, r"offset must be 3 finite numbers: offset must have 3 entries"),
+        ({"voxel_size": (1.0, float("nan"), 1.0)}, r"voxel_size must be 3 finite numbers \(z, y, x\)"),
+        ({"voxel_size": (1, 0, 1)}, r"voxel_size must be positive, got \(1.0, 0.0, 1.0\)"),
+    ],
+)
+def test_volumes_and_new_ome_zarr_images_refuse_the_same_geometry(tmp_path, kwargs, match):
+    """One rule: an in-memory volume and a new OME-Zarr image (an output) refuse the same voxel size or
+    offset with the same message, each naming itself."""
+    from monai_em.data.ome_zarr import create_ome_zarr
+
+    with pytest.raises(ValueError, match=rf"^arr: {match}"):
+        ArrayVolume(np.zeros((2, 3, 4)), "arr", **kwargs)
+    out = tmp_path / "out.ome.zarr"
+    with pytest.raises(ValueError, match=rf"out.ome.zarr: {match}"):
+        create_ome_zarr(out, (2, 3, 4), "uint8", (2, 3, 4), **kwargs)
+    assert not out.exists()

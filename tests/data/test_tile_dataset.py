@@ -261,4 +261,4 @@ def test_an_unnamed_role_warns_and_explicit_roles_do_not(tmp_path):
         TileDataset({"image": vol.image, "gt": vol.label}, mode="inference")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        TileDataset({"image": vol.image, "gt": vol.label}, mode="inference", roles={"gt": "label"})
+        TileDataset({"image": vol.image, "gt": vol.label}, stage="inference", roles={"gt": "label"})

@@ -48,3 +48,21 @@ def test_normalize_box_forms_and_errors():
         normalize_box(((0, 2), (0, 3)))
     with pytest.raises(ValueError, match="shape \\(4, 4\\)"):
         ArrayVolume(np.zeros((4, 4)))
+
+
+def test_torch_data_is_mirrored_like_numpy_on_its_device(rng):
+    """The rejection crop reads torch tensors through the same mirrored read (gathered on their device)."""
+    import torch
+
+    vol = rng.integers(0, 1000, (2, 5, 7, 4)).astype(np.int64)
+    padded = np.pad(vol, [(0, 0)] + [(9, 9)] * 3, mode="reflect")
+    t = torch.from_numpy(vol)
+    for _ in range(30):
+        start = rng.integers(-9, [5, 7, 4])
+        stop = start + rng.integers(1, 9, 3)
+        box = tuple(zip(start.tolist(), stop.tolist(), strict=True))
+        out = read_reflected(lambda b: t[(slice(None), *(slice(a, e) for a, e in b))], box, vol.shape[1:])
+        assert isinstance(out, torch.Tensor) and out.device == t.device
+        np.testing.assert_array_equal(
+            out.numpy(), padded[(slice(None), *(slice(a + 9, b + 9) for a, b in box))]
+        )

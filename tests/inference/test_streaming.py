@@ -174,3 +174,25 @@ def test_failure_while_predicting_an_image_names_it(tmp_path):
         predict_images(Pointwise(dims=2, fail_at_call=2), [str(p) for p in paths], tmp_path / "out", (40, 40),
                        overlap=0.0, progress=False)  # fmt: skip
     assert "injected failure" in str(info.value.__cause__)
+
+
+def test_an_image_smaller_than_the_window_is_mirrored_as_volumes_are(tmp_path):
+    """The image is centred in one window and mirrored (numpy ``reflect``) per axis, like every other
+    read: a one-pixel-high image is still mirrored along x (it used to be edge-padded on every axis)."""
+    right = torch.nn.Conv2d(1, 1, (1, 3), padding=(0, 1), bias=False)  # out(x) = in(x + 1)
+    with torch.no_grad():
+        right.weight.copy_(torch.tensor([0.0, 0.0, 1.0]).view(1, 1, 1, 3))
+    infer = ImageListInference(
+        right,
+        (8, 8),
+        tmp_path,
+        output_dtype="float32",
+        output_ext="npy",
+        intensity_scale=None,
+        progress=False,
+    )
+    for shape in [(1, 5), (3, 5), (6, 2)]:
+        image = np.arange(np.prod(shape), dtype=np.float32).reshape(1, *shape)
+        out = infer.predict_image(image)
+        mirrored = np.pad(image[0], [(0, 0), (0, 1)], mode="reflect")  # the voxel after the last one
+        np.testing.assert_allclose(out[0], mirrored[:, 1:], atol=1e-5)

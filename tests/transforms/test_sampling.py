@@ -11,7 +11,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, RandFlipd
 from numpy.lib.stride_tricks import sliding_window_view
 
-from monai_em.transforms.sampling import RandRejectionCropd, RejectionSampler
+from monai_em.transforms.sampling import Measure, RandRejectionCropd, RejectionSampler
 from tests.utils import ARRAY_TYPE_NAMES, as_type, same_container, to_numpy
 
 CROP = (4, 16, 16)
@@ -290,6 +290,47 @@ def test_exact_mode_tests_the_augmented_label():
         )
     with pytest.raises(ValueError, match="needs an `augment`"):
         RandRejectionCropd(["label"], "label", CROP, exact=True)
+
+
+@pytest.mark.parametrize("kw", [{}, {"valid_key": "valid"}, {"diversity": 3}, {"pad_mode": "reflect"}])
+def test_exact_and_default_paths_share_one_loop(kw):
+    """With an augment that changes nothing, measuring before or after it is the same measure: the two
+    paths must then make the same draws, accept the same candidates and give up alike."""
+    label = blobs((6, 48, 48))[:, : 3 if "pad_mode" in kw else 6]  # 3 sections: mirrored to CROP's 4
+    valid = np.zeros_like(label)
+    valid[:, :, :30] = 1
+    data = {"label": label, "valid": valid}
+    common = dict(spatial_size=CROP, test_size=TEST, size_thres=12, reject_p=0.9, num_samples=12, **kw)
+
+    def centre_only(d):
+        return {k: centre(v) if k in ("label", "valid") else v for k, v in d.items()}
+
+    runs = []
+    for exact in (False, True):
+        crop = RandRejectionCropd(["label"], "label", augment=centre_only, exact=exact, **common)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a few draws may run out of trials
+            outs = crop.set_random_state(7)(data)
+        runs.append([(o["crop_start"].tolist(), o["rejection_trials"]) for o in outs])
+    assert runs[0] == runs[1]
+    assert len({tuple(s) for s, _ in runs[0]}) > 1  # the draws differ between samples
+
+
+def test_search_takes_any_measure_function():
+    """The loop accepts the first candidate its measure passes; a measure seeing only zeros gives up."""
+    sampler = RejectionSampler((2, 4, 4), size_thres=1, reject_p=1.0, max_trials=20).set_random_state(0)
+    seen = []
+
+    def measure(start):
+        seen.append(start.tolist())
+        return Measure(int(start[2] >= 6), None, lambda: 1, output=len(seen))
+
+    draw, m = sampler.search((4, 12, 12), measure)
+    assert draw.accepted and draw.trials == len(seen) == m.output and seen[-1][2] >= 6
+    assert all(s[2] < 6 for s in seen[:-1]) and all(0 <= s[2] <= 8 for s in seen)
+    with pytest.warns(RuntimeWarning, match=r"'mask'.*max_trials=20.*best foreground count seen 0"):
+        draw, _ = sampler.search((4, 12, 12), lambda start: Measure(0, None, lambda: 1), "mask")
+    assert not draw.accepted and draw.trials == 20
 
 
 @pytest.mark.parametrize(

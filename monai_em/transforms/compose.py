@@ -25,7 +25,7 @@ from .base import (
     undo_crop,
 )
 from .fusion import plan, run_plan
-from .presets import default_em_transforms
+from .presets import DEFAULT_TARGETS, default_em_transforms
 from .tensors import as_torch, like_input, signed_view
 
 __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
@@ -239,7 +239,7 @@ class EMAugmentor(Compose):
             >>> aug.sample_size
             (10, 370, 370)
         """
-        roles = resolve_roles(targets or {"image": "img", "label": "mask", "valid_mask": "mask"})
+        roles = resolve_roles(targets or DEFAULT_TARGETS)
         do_2d = builder_kwargs.pop("do_2d", len(input_size) == 2)
         transforms = default_em_transforms(roles, do_2d=do_2d, **builder_kwargs)
         labels = keys_with_role(roles, "label")

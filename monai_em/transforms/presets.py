@@ -16,7 +16,7 @@ from .mixing import RandCopyPasted
 from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
 from .spatial import RandFlipTransposed, RandRescaled, RandRotateXYd, RandSectionElasticd
 
-__all__ = ["AUGMENTATION_NAMES", "augmentation_name", "default_em_transforms"]
+__all__ = ["AUGMENTATION_NAMES", "DEFAULT_TARGETS", "augmentation_name", "default_em_transforms"]
 
 # PyTC's AUGMENTOR defaults, in PyTC's listed order (MONAI order is the reverse): name -> (class, kind, kwargs).
 # kind "geometric": every key, interpolated by its role; "image": the keys whose role holds intensities.
@@ -44,7 +44,8 @@ _DEFAULTS: dict[str, tuple[type, str, dict[str, Any]]] = {
 _NOT_2D = ("missingsection", "misalignment")
 #: the names of the default augmentations, in PyTC's listed order
 AUGMENTATION_NAMES = tuple(_DEFAULTS)
-_DEFAULT_TARGETS = {"image": "img", "label": "mask", "valid_mask": "mask"}
+#: the keys PyTC augments by default and their target types
+DEFAULT_TARGETS = {"image": "img", "label": "mask", "valid_mask": "mask"}
 
 
 def augmentation_name(name: str) -> str:
@@ -95,7 +96,7 @@ def default_em_transforms(
         >>> [type(t).__name__ for t in default_em_transforms(disabled=["grayscale"])][-2:]
         ['RandRescaled', 'RandRotateXYd']
     """
-    roles = resolve_roles(targets or _DEFAULT_TARGETS)
+    roles = resolve_roles(targets or DEFAULT_TARGETS)
     on = {name: name not in _NOT_2D or not do_2d for name in _DEFAULTS}
     for name, flag in (enabled or {}).items():
         on[augmentation_name(name)] = bool(flag)

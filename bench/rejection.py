@@ -18,6 +18,7 @@ import time
 import numpy as np
 import torch
 
+from monai_em.data.chunks import centre_start
 from monai_em.data.synthetic import make_em_volume
 from monai_em.transforms.integral import integral_volume
 from monai_em.transforms.sampling import RandRejectionCropd
@@ -49,7 +50,7 @@ class CountingAugmentor:
 def passing_fraction(label: np.ndarray, sample: tuple, test: tuple) -> float:
     """Fraction of all crop starts whose tested region holds >= SIZE_THRES foreground voxels."""
     t = integral_volume(label[0] != 0).astype(np.int64)
-    off = [(s - i) // 2 for s, i in zip(sample, test, strict=True)]
+    off = centre_start(sample, test)  # the region the augmentor's centre crop keeps
     n = [L - s + 1 for L, s in zip(label.shape[1:], sample, strict=True)]
     lo = [slice(o, o + k) for o, k in zip(off, n, strict=True)]
     hi = [slice(o + i, o + i + k) for o, i, k in zip(off, test, n, strict=True)]

@@ -18,7 +18,18 @@ import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["ROLES", "TARGET_TYPES", "Role", "get_role", "keys_with_role", "resolve_roles", "role_of_key"]
+__all__ = [
+    "ROLES",
+    "TARGET_TYPES",
+    "Role",
+    "default_roles",
+    "first_key",
+    "get_role",
+    "intensity_keys",
+    "keys_with_role",
+    "resolve_roles",
+    "role_of_key",
+]
 
 
 @dataclass(frozen=True)
@@ -119,6 +130,23 @@ def resolve_roles(keys: Sequence[str] | Mapping[str, str]) -> dict[str, str]:
     return {k: role_of_key(k, v) if v in TARGET_TYPES else v for k, v in keys.items()}
 
 
+def default_roles() -> dict[str, str]:
+    """``{key: role name}`` of every role's default key (``image``, ``label``, ``valid_mask``), as
+    PyTC augments them when no keys are named."""
+    return {role.key: name for name, role in ROLES.items()}
+
+
 def keys_with_role(roles: Mapping[str, str], name: str) -> list[str]:
     """The keys of ``roles`` (``{key: role name}``) that play role ``name``, in order."""
     return [k for k, r in roles.items() if r == name]
+
+
+def first_key(roles: Mapping[str, str], name: str) -> str:
+    """The first key of ``roles`` that plays role ``name``; the role's default key when none does."""
+    return next(iter(keys_with_role(roles, name)), ROLES[name].key)
+
+
+def intensity_keys(roles: Mapping[str, str]) -> list[str]:
+    """The keys of ``roles`` whose role holds grey values: image-only transforms and intensity
+    scaling take these, in order."""
+    return [k for k, r in roles.items() if ROLES[r].intensities]

@@ -87,3 +87,23 @@ def test_old_names_are_refused_from_the_removal_version(monkeypatch):
     assert build(stage="inference") == "inference"
     with pytest.raises(DeprecatedError, match="`mode` was removed in version 0.3.0"):
         build(mode="inference")
+
+
+def test_each_old_name_warns_once_at_the_callers_line():
+    """The warning is attributed to the line that used the old name (not to a library module), so
+    Python's default filters, which show DeprecationWarnings of ``__main__`` only, show it in a script."""
+    vol = make_em_volume((4, 16, 16), seed=0).image
+    calls = {
+        "RandGrayscale": lambda: RandGrayscale(mode="2D"),
+        "RandGrayscaled": lambda: RandGrayscaled("image", mode="2D"),
+        "TileDataset": lambda: TileDataset({"image": vol}, mode="inference", prefetch=False),
+        "TileDataset.mode": lambda: ds.mode,
+    }
+    ds = _quiet(lambda: TileDataset({"image": vol}, stage="inference", prefetch=False))
+    for name, call in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            call()
+        assert [w.category for w in caught] == [DeprecationWarning], name
+        assert (caught[0].filename, caught[0].lineno) == (__file__, call.__code__.co_firstlineno), name
+        assert name.split(".")[0] in str(caught[0].message)

@@ -141,3 +141,16 @@ def test_image_keys_of_any_name_get_image_only_transforms_and_labels_never_do():
     for name in IMAGE_ONLY:
         assert list(modes[name]) == ["raw", "raw2"]
     assert modes["RandRotateXYd"] == {"raw": "bilinear", "raw2": "bilinear", "gt": "nearest"}
+
+
+def test_default_keys_and_the_fallback_label_key_come_from_the_table(monkeypatch):
+    """A role's default key renamed in the table alone: the keys augmented when none are named, the
+    keys the augmentor smooths, and the label key of a crop or copy-paste without a label all follow."""
+    monkeypatch.setitem(ROLES, "label", dataclasses.replace(ROLES["label"], key="gt"))
+    rotate = default_em_transforms()[-1]
+    assert (rotate.keys, rotate.mode) == (("image", "gt", "valid_mask"), ("bilinear", "nearest", "nearest"))
+    assert EMAugmentor.from_targets((4, 16, 16), smooth_labels=True).label_keys == ("gt",)
+    t = train_transform((4, 16, 16), {"raw": "image", "ok": "mask"}, presets={"copy_paste": {"prob": 1.0}})
+    assert (t.crop.label_key, t.crop.valid_key) == ("gt", "ok")
+    paste = t.augmentor.augmentations[-1]
+    assert (type(paste).__name__, paste.label_key, tuple(paste.keys)) == ("RandCopyPasted", "gt", ("raw",))

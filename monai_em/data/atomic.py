@@ -1,12 +1,17 @@
-"""Atomic file writes: a hidden temp file in the same folder, renamed over the final name when complete."""
+"""Atomic file writes: a hidden temp file in the same folder, renamed over the final name when complete.
+
+The temp name ``.{stem}.{pid}.tmp{suffix}`` is written here once: :func:`write_atomically` writes
+through it and :func:`remove_leftovers` clears the ones a killed writer left.
+"""
 
 from __future__ import annotations
 
+import glob
 import os
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["remove_leftovers", "write_atomically"]
 
 
 def write_atomically(path: str | os.PathLike, write: Callable[[Path], object], fsync: bool = False) -> Path:
@@ -17,7 +22,7 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object], f
     Returns ``path`` as a Path.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    tmp = _temporary(path, str(os.getpid()))
     try:
         write(tmp)
         if fsync:
@@ -31,3 +36,16 @@ def write_atomically(path: str | os.PathLike, write: Callable[[Path], object], f
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _temporary(path: Path, pid: str) -> Path:
+    return path.with_name(f".{path.stem}.{pid}.tmp{path.suffix}")
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Delete the temp files of ``path`` that killed writers (any process) left; returns them."""
+    path = Path(path)
+    found = sorted(path.parent.glob(_temporary(Path(glob.escape(path.name)), "*").name))
+    for stale in found:
+        stale.unlink(missing_ok=True)
+    return found

@@ -116,9 +116,10 @@ class MultiVolumeDataset(Randomizable, _TorchDataset):
 
     Args:
         data: one dict per volume (arrays ``(C, Z, Y, X)``, or whatever ``load`` turns into them).
-        transform: applied to the picked volume's dict; typically ``Compose([RandRejectionCropd(...),
-            EMAugmentor(...), ...])``. It may return a list (``num_samples`` > 1).
-        spatial_size: the crop size used for the volume weights.
+        transform: applied to the picked volume's dict; typically
+            :func:`~monai_em.transforms.train_transform` (rejection crop, augmentor, ...). It may return a
+            list (``num_samples`` > 1).
+        spatial_size: the crop size used for the volume weights (``train_transform(...).crop.spatial_size``).
         samples_per_epoch: ``len`` of the dataset.
         shape_key: key whose spatial shape weighs a volume (default: the first array in each dict).
         load: optional transform applied once per volume at construction (e.g. ``LoadImaged``).

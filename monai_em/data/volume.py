@@ -73,7 +73,7 @@ def as_voxel_size(value, where, name: str = "voxel_size") -> Triple:
     """:func:`as_zyx_numbers`, each entry > 0 (ValueError naming ``where`` otherwise)."""
     voxel_size = as_zyx_numbers(value, name, where)
     if any(v <= 0 for v in voxel_size):
-        raise ValueError(f"{where}: voxel_size must be positive, got {voxel_size}")
+        raise ValueError(f"{where}: {name} must be positive, got {voxel_size}")
     return voxel_size
 
 

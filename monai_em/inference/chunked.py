@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.atomic import write_atomically
+from ..data.atomic import remove_leftovers, write_atomically
 from ..data.chunks import (
     Block,
     check_pad,
@@ -38,7 +38,6 @@ from .settings import WindowSettings
 from .window import named_error
 from .writers import (
     CHUNK_DATASET,
-    CHUNK_SUFFIX,
     FINGERPRINT_ATTR,
     chunk_path,
     fingerprint_attr,
@@ -268,8 +267,7 @@ class ChunkedInference:
                 logger.warning("chunk file %s was written by another network or other settings "
                                "(fingerprint %s, now %s): recomputing it",
                                path, read_fingerprint(path), fingerprint)  # fmt: skip
-            for stale in self.output_dir.glob(f".{path.stem}.*.tmp{CHUNK_SUFFIX}"):  # left by a killed run
-                stale.unlink(missing_ok=True)
+            remove_leftovers(path)  # a killed run's half-written temp file
             try:
                 pred = self.predict_chunk(source, chunk_id)
             except Exception as e:

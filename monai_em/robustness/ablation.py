@@ -42,7 +42,7 @@ from ..data.readers import read_hdf5
 from ..data.synthetic import make_em_volume
 from ..segmentation import evaluate_segmentation
 from ..training import build_network, load_weights, network_of
-from ..transforms.compose import default_em_transforms
+from ..transforms.presets import default_em_transforms
 from .defects import KINDS, corrupt
 from .report import write_report
 

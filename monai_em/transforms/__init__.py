@@ -1,11 +1,12 @@
 """EM augmentations, crops and training targets as MONAI transforms (array core + ``...d`` dictionary wrapper)."""
 
 from .base import Margin, RandEMDictTransform, RandEMTransform, keys_and_modes
-from .compose import EMAugmentor, default_em_transforms, plan_sample_size, smooth_label_edges
+from .compose import EMAugmentor, plan_sample_size, smooth_label_edges
 from .integral import IntegralCache, box_count, box_counts, integral_volume
 from .intensity import RandCutBlur, RandCutBlurd, RandCutNoise, RandCutNoised, RandGrayscale, RandGrayscaled
 from .mixing import RandCopyPasted, RandMixup, RandMixupd
 from .pipeline import TrainTransform, intensity_scaling, train_transform
+from .presets import default_em_transforms
 from .sampling import CropDraw, RandRejectionCropd, RejectionSampler
 from .sections import (
     RandMisAlignment,

@@ -15,7 +15,7 @@ from monai.transforms import Compose, InvertibleTransform, MapTransform, OneOf, 
 from scipy import ndimage
 
 from ..data.chunks import centre_start
-from ..roles import keys_with_role, resolve_roles
+from ..roles import default_roles, keys_with_role, resolve_roles
 from .base import (
     Margin,
     check_axis_order,
@@ -25,7 +25,7 @@ from .base import (
     undo_crop,
 )
 from .fusion import plan, run_plan
-from .presets import DEFAULT_TARGETS, default_em_transforms
+from .presets import default_em_transforms
 from .tensors import as_torch, like_input, signed_view
 
 __all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
@@ -239,7 +239,7 @@ class EMAugmentor(Compose):
             >>> aug.sample_size
             (10, 370, 370)
         """
-        roles = resolve_roles(targets or DEFAULT_TARGETS)
+        roles = resolve_roles(targets or default_roles())
         do_2d = builder_kwargs.pop("do_2d", len(input_size) == 2)
         transforms = default_em_transforms(roles, do_2d=do_2d, **builder_kwargs)
         labels = keys_with_role(roles, "label")

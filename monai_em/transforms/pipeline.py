@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 from monai.transforms import CastToTyped, Compose, ScaleIntensityRanged, SqueezeDimd
 
-from ..roles import ROLES, keys_with_role, resolve_roles
+from ..roles import first_key, intensity_keys, keys_with_role, resolve_roles
 from .compose import EMAugmentor
 from .sampling import RandRejectionCropd
 
@@ -102,16 +102,15 @@ def train_transform(
     masks = keys_with_role(roles, "mask")
     sampler = RandRejectionCropd(
         keys=list(roles),
-        label_key=(labels or [ROLES["label"].key])[0],
+        label_key=first_key(roles, "label"),
         valid_key=masks[0] if masks else None,
         spatial_size=augmentor.sample_size,
         test_size=augmentor.input_size,
         **dict(crop or {}),
     )
-    images = [k for k, r in roles.items() if ROLES[r].intensities]
     steps: list[Any] = [sampler]
     if intensity_max is not None:
-        steps += intensity_scaling(images, intensity_max)
+        steps += intensity_scaling(intensity_keys(roles), intensity_max)
     steps.append(augmentor)
     if do_2d:
         steps.append(SqueezeDimd(keys=list(roles), dim=1))

@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..roles import ROLES, keys_with_role, resolve_roles
+from ..roles import ROLES, default_roles, first_key, intensity_keys, resolve_roles
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
 from .mixing import RandCopyPasted
 from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
 from .spatial import RandFlipTransposed, RandRescaled, RandRotateXYd, RandSectionElasticd
 
-__all__ = ["AUGMENTATION_NAMES", "DEFAULT_TARGETS", "augmentation_name", "default_em_transforms"]
+__all__ = ["augmentation_name", "default_em_transforms"]
 
 # PyTC's AUGMENTOR defaults, in PyTC's listed order (MONAI order is the reverse): name -> (class, kind, kwargs).
 # kind "geometric": every key, interpolated by its role; "image": the keys whose role holds intensities.
@@ -42,10 +42,6 @@ _DEFAULTS: dict[str, tuple[type, str, dict[str, Any]]] = {
     "cutnoise": (RandCutNoised, "image", {"length_ratio": 0.4, "scale": 0.3, "prob": 0.75}),
 }
 _NOT_2D = ("missingsection", "misalignment")
-#: the names of the default augmentations, in PyTC's listed order
-AUGMENTATION_NAMES = tuple(_DEFAULTS)
-#: the keys PyTC augments by default and their target types
-DEFAULT_TARGETS = {"image": "img", "label": "mask", "valid_mask": "mask"}
 
 
 def augmentation_name(name: str) -> str:
@@ -96,7 +92,7 @@ def default_em_transforms(
         >>> [type(t).__name__ for t in default_em_transforms(disabled=["grayscale"])][-2:]
         ['RandRescaled', 'RandRotateXYd']
     """
-    roles = resolve_roles(targets or DEFAULT_TARGETS)
+    roles = resolve_roles(targets or default_roles())
     on = {name: name not in _NOT_2D or not do_2d for name in _DEFAULTS}
     for name, flag in (enabled or {}).items():
         on[augmentation_name(name)] = bool(flag)
@@ -111,7 +107,7 @@ def default_em_transforms(
             continue
         chosen = [k for k in roles if k not in skipped.get(name, ())]
         if kind == "image":
-            chosen = [k for k in chosen if ROLES[roles[k]].intensities]
+            chosen = [k for k in intensity_keys(roles) if k in chosen]
         if not chosen:
             continue
         kw = {**kwargs, **extra.get(name, {})}
@@ -119,7 +115,6 @@ def default_em_transforms(
             kw["mode"] = tuple(ROLES[roles[k]].interpolation for k in chosen)
         out.append(cls(keys=tuple(chosen), **kw))
     if copy_paste is not None:
-        images = [k for k, r in roles.items() if ROLES[r].intensities]
-        labels = keys_with_role(roles, "label") or [ROLES["label"].key]
-        out.append(RandCopyPasted(keys=images, label_key=labels[0], **dict(copy_paste)))
+        label = first_key(roles, "label")
+        out.append(RandCopyPasted(keys=intensity_keys(roles), label_key=label, **dict(copy_paste)))
     return out

@@ -255,7 +255,7 @@ class RejectionSampler(Randomizable):
             m = measure(start)
             if self.decide(m.foreground, m.valid_fraction, m.unique_ids):
                 return CropDraw(start, trial, True), m
-            _update_best(best, m.foreground if self.size_thres > 0 else None, m.valid_fraction, None)
+            _update_best(best, m.foreground if self.size_thres > 0 else None, m.valid_fraction)
         self.give_up(name, best)
         return CropDraw(start, self.max_trials, False), m
 
@@ -286,8 +286,9 @@ class RejectionSampler(Randomizable):
         return self.search(shape, measure, label_name)[0]
 
 
-def _update_best(best: dict, fg, vf, ids) -> None:
-    for name, value in (("foreground count", fg), ("valid fraction", vf), ("unique ids", ids)):
+def _update_best(best: dict, fg, vf) -> None:
+    """Keep the largest foreground count and valid fraction seen (None: not tested) for the warning."""
+    for name, value in (("foreground count", fg), ("valid fraction", vf)):
         if value is not None:
             best[name] = max(best.get(name, value), value)
 

@@ -38,6 +38,8 @@ def test_hdf5_cremi_resolution_and_offset(tmp_path):
 def test_bad_resolution_attribute_names_the_dataset(tmp_path):
     with pytest.raises(ValueError, match=r"bad.h5:volumes/raw: resolution must be 3 finite numbers"):
         open_volume(_h5(tmp_path / "bad.h5", {"resolution": [4.0, 4.0]}))
+    with pytest.raises(ValueError, match=r"zero.h5:volumes/raw: resolution must be positive"):
+        open_volume(_h5(tmp_path / "zero.h5", {"resolution": [40.0, 0.0, 4.0]}))
 
 
 def test_tile_json_geometry(tmp_path):

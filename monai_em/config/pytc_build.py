@@ -214,7 +214,9 @@ def build_rejection_crop(config, augmentor: EMAugmentor | None = None) -> RandRe
 def build_train_transform(config, extra: Callable | None = None) -> TrainTransform:
     """Rejection crop -> augmentor (-> squeeze to 2D when ``DO_2D``) (-> ``extra``, e.g. targets):
     :func:`~monai_em.transforms.pipeline.train_transform` with :func:`train_transform_kwargs`."""
-    return train_transform(**train_transform_kwargs(config), targets=[extra] if extra is not None else [])
+    return train_transform(
+        **train_transform_kwargs(config), target_transforms=[extra] if extra is not None else []
+    )
 
 
 # PyTC's volume file key of each role: <section>.<prefix><NAME>_NAME names the volume of the role's key

@@ -53,7 +53,7 @@ def train_transform(
     crop: Mapping[str, Any] | None = None,
     intensity_max: float | None = None,
     do_2d: bool = False,
-    targets: Sequence[Any] = (),
+    target_transforms: Sequence[Any] = (),
     smooth_labels: bool = False,
     fuse: bool = True,
 ) -> TrainTransform:
@@ -63,7 +63,7 @@ def train_transform(
     ``sample_size`` and testing the centre ``input_size`` (label key: the label role's, valid key:
     the mask role's); :func:`intensity_scaling` of the image keys (when ``intensity_max`` is given);
     :class:`EMAugmentor` to ``input_size``; ``SqueezeDimd`` of the z axis of every key (``do_2d``:
-    ``(C, 1, Y, X)`` -> ``(C, Y, X)``); ``targets``.
+    ``(C, 1, Y, X)`` -> ``(C, Y, X)``); ``target_transforms``.
 
     Args:
         input_size: network patch ``(Z, Y, X)`` (2D: ``(1, Y, X)`` with ``do_2d``).
@@ -78,7 +78,7 @@ def train_transform(
         crop: :class:`RandRejectionCropd` options (``size_thres``, ``reject_p``, ``valid_ratio``, ...).
         intensity_max: grey value that maps to 1.0; None: no scaling.
         do_2d: 2D model: the default list drops MissingSection and MisAlignment, outputs are squeezed.
-        targets: transforms run last (training targets, key selection, ...).
+        target_transforms: transforms run last (training targets, key selection, ...).
         smooth_labels / fuse: :class:`EMAugmentor` options.
 
     Example:
@@ -114,4 +114,4 @@ def train_transform(
     steps.append(augmentor)
     if do_2d:
         steps.append(SqueezeDimd(keys=list(roles), dim=1))
-    return TrainTransform(sampler, augmentor, [*steps, *targets])
+    return TrainTransform(sampler, augmentor, [*steps, *target_transforms])

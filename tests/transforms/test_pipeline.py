@@ -119,7 +119,7 @@ def test_bundle_preprocessing_is_train_transform_with_scaling_and_targets():
             "pad_mode": "reflect",
         },
         intensity_max=255,
-        targets=tail,
+        target_transforms=tail,
     )
     data = {k: v for k, v in golden._volume().items() if k != "valid_mask"}
     _assert_same(bundle, hand, {**data, "chunk_id": 0, "chunk_round": 0})

@@ -21,12 +21,15 @@ nearest gather straight from the input, images through the window their crop rea
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from monai.data import MetaTensor
+from monai.data.meta_obj import get_track_meta
 from monai.transforms import apply_transform
 
 from .base import (
@@ -40,7 +43,7 @@ from .base import (
     signed_view,
     spatial_shape_of,
 )
-from .resample import identity_points, read_window, resample, rotate_xy
+from .resample import check_img, identity_points, read_window, resample_tensor, rotate_xy
 
 __all__ = ["FusedStep", "SectionMap", "plan", "run_plan"]
 
@@ -153,11 +156,12 @@ class SectionMap:
         turns = None if self.angles is None else tuple(self.angles[s] for s in sources)
         return SectionMap(tuple(self.sources[s] for s in sources), composed, tuple(size), turns)
 
-    def take(self, img):
-        """The mapped frame of ``img`` (a view when it is one cut of consecutive sections, else one copy)."""
-        if self.sources is None:
-            return img
+    def take(self, img) -> torch.Tensor:
+        """The mapped frame of ``img`` as a plain tensor (a view when it is one cut of consecutive
+        sections, else one copy)."""
         t = as_torch(img)
+        if self.sources is None:
+            return t
         (h, w), (oy, ox) = self.size, self.origins[0]
         first, n = self.sources[0], len(self.sources)
         if (
@@ -165,14 +169,14 @@ class SectionMap:
             and self.sources == tuple(range(first, first + n))
             and len(set(self.origins)) == 1
         ):
-            return like_input(t[:, first : first + n, oy : oy + h, ox : ox + w], img)
+            return t[:, first : first + n, oy : oy + h, ox : ox + w]
         s = signed_view(t)
         angles = self.angles or (None,) * n
         parts = []
         for z, (y, x), angle in zip(self.sources, self.origins, angles, strict=True):
             section = s[:, z] if angle is None else rotate_xy(s[:, z], angle, "nearest")
             parts.append(section[:, y : y + h, x : x + w])
-        return like_input(torch.stack(parts, 1).view(t.dtype), img)
+        return torch.stack(parts, 1).view(t.dtype)
 
     def frame_shape(self, img) -> tuple[int, ...]:
         """The spatial shape of the mapped frame of ``img``."""
@@ -198,26 +202,34 @@ class SectionMap:
         parts = [signed_view(self.section(t, k))[:, cut[1], cut[2]] for k in range(z0, z1)]
         return torch.stack(parts, 1).view(t.dtype)
 
-    def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict):
-        """``resample(self.take(img), z, yx, "nearest")`` as one gather from ``img`` (no frame copy).
+    def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict) -> torch.Tensor:
+        """``resample(self.take(img), z, yx, "nearest")`` read straight from ``img`` (no frame copy), as a
+        plain tensor.
 
         ``img`` (C, Z, Y, X); ``z`` (Zo,) sections of the mapped frame; ``yx`` (Yo, Xo, 2) positions in
-        it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once)."""
+        it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once). One
+        ``index_select`` per output section and channel with a (Yo * Xo,) index that stays in cache,
+        from the section's first read voxel on."""
         t = as_torch(img)
-        depth, height, width = t.shape[1:]
+        channels, depth, height, width = t.shape
         key = (self, depth, height, width, t.device)
         if key not in cache:
             cache[key] = self._indices(z.to(t.device), yx.to(t.device), depth, height, width)
-        flat, outside, n = cache[key]
-        channels = t.shape[0]
-        out = torch.gather(signed_view(t).reshape(channels, -1), 1, flat.expand(channels, -1))
+        reads, outside = cache[key]
+        src = signed_view(t).reshape(channels, -1)
+        out = src.new_empty((channels, len(reads), yx.shape[0] * yx.shape[1]))
+        for k, (offset, index) in enumerate(reads):
+            for c in range(channels):
+                torch.index_select(src[c, offset:], 0, index, out=out[c, k])
         if outside is not None:
-            out.view(channels, n, -1).masked_fill_(outside, 0)
-        return like_input(out.view(t.dtype).reshape(channels, n, *yx.shape[:2]), img)
+            out.masked_fill_(outside, 0)
+        return out.view(t.dtype).reshape(channels, len(reads), *yx.shape[:2])
 
     def _indices(self, z, yx, depth: int, height: int, width: int):
-        """Flat indices (1, Zo * Yo * Xo) into a (depth, height, width) input, and the points outside the
-        mapped frame or the input (a mask broadcasting to (1, Zo, Yo * Xo); None when all are inside)."""
+        """Per output section ``(offset, index)``: flat indices (Yo * Xo,) into a (depth, height, width)
+        input from its voxel ``offset`` on (unturned sections share one index); and the points outside
+        the mapped frame or the input (a bool mask broadcasting to (1, Zo, Yo * Xo); None when all are
+        inside)."""
         identity = self.sources is None
         sources = tuple(range(depth)) if identity else self.sources
         origins = ((0, 0),) * depth if identity else self.origins
@@ -228,10 +240,9 @@ class SectionMap:
         iy = torch.floor(yx[..., 0] + 0.5).long()
         ix = torch.floor(yx[..., 1] + 0.5).long()
         outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
-        flat = iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)
+        flat = (iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)).reshape(-1)
         zs = zi.tolist()
-        base = [sources[k] * (height * width) + origins[k][0] * width + origins[k][1] for k in zs]
-        flat = flat.reshape(1, -1) + torch.tensor(base, device=z.device)[:, None]  # (Zo, Yo * Xo)
+        reads = [(sources[k] * (height * width) + origins[k][0] * width + origins[k][1], flat) for k in zs]
         turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
         turned = [(n, a) for n, a in turned if a is not None]
         if turned:
@@ -246,8 +257,8 @@ class SectionMap:
                 qx = (dy * sin + dx * cos + cx).round_()
                 outside[0, n] |= (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
                 qy, qx = qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1)
-                flat[n] = source * (height * width) + qy * width + qx
-        return flat.reshape(1, -1), outside if bool(outside.any()) else None, len(zs)
+                reads[n] = (source * (height * width), qy * width + qx)
+        return reads, outside if bool(outside.any()) else None
 
 
 # ------------------------------------------------------------------------------------ a fused step
@@ -257,6 +268,28 @@ def _record(out, calls: Sequence[tuple[Any, Any, tuple[int, ...]]]):
     """``out`` with each ``(transform, params, input shape)`` call recorded, in order (MetaTensor only)."""
     for t, params, shape in calls:
         out = t.track(out, params, shape)
+    return out
+
+
+def _track(out, img, calls, crop, start, shape, cropped: bool, records: dict):
+    """``out`` (a key's output, the MONAI type of its input ``img``) with ``calls`` and the crop recorded
+    as if run one by one (MetaTensor only). Keys that came in without metadata (plain tensors, numpy)
+    and share the calls get the same record: it is built once and copied to the others."""
+    if not isinstance(out, MetaTensor) or not get_track_meta():
+        return out
+    memo = None
+    if not isinstance(img, MetaTensor):
+        memo = (tuple((id(t), id(p), tuple(s)) for t, p, s in calls), tuple(out.shape[1:]))
+        if memo in records:
+            done = records[memo]
+            out.copy_meta_from(done)
+            out.applied_operations = copy.deepcopy(done.applied_operations)
+            out.affine = done.affine.clone()
+            return out
+    out = _record(out, calls)
+    out = crop.record(out, start, shape) if cropped else out
+    if memo is not None:
+        records[memo] = out
     return out
 
 
@@ -297,21 +330,15 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
                 turned
                 and (smap[key].sources is not None or t.key_mode(key, d[key], mode_of[key]) != "nearest")
             ):  # no map for this key (an interpolated turn, or after other maps): apply it here
-                img = _record(smap[key].take(d[key]), pending[key])
+                img = _record(like_input(smap[key].take(d[key]), d[key]), pending[key])
                 d[key] = t.apply_key(img, params, t.key_mode(key, img, mode_of[key]))
                 smap[key], pending[key] = SectionMap(), []
             else:
                 smap[key] = smap[key].then(*parts)
                 pending[key].append((t, params, in_shape))
 
-    z, yx = identity_points(shape)
-    start = (0,) * len(shape)
-    if step.cropped:
-        start = crop.window(keys[0], (0, *shape))
-        size = crop.size
-        if len(shape) == 3:
-            z = z[start[0] : start[0] + size[0]]
-        yx = yx[start[-2] : start[-2] + size[-2], start[-1] : start[-1] + size[-1]]
+    start = crop.window(keys[0], (0, *shape)) if step.cropped else (0,) * len(shape)
+    z, yx = identity_points(crop.size if step.cropped else shape, start=start)
     identity = True
     for t, params in zip(reversed(step.points), reversed(drawn), strict=True):
         if params is not None:
@@ -320,6 +347,7 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
     mode_of = dict(zip(head.keys, head.mode, strict=True))
     mover = next((t for t in step.points if t.transform.geometric), head)  # flips alone move voxels exactly
     cache: dict = {}  # nearest indices shared by the label and mask keys
+    records: dict = {}  # metadata of plain-tensor keys, recorded once per list of calls
     for key in keys:
         img = d[key]
         jobs = [(t, p) for t, p in live if key in t.keys]
@@ -329,30 +357,30 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
         else:
             window = crop.size if step.cropped else None
             out = _read(img, smap[key], jobs, z, yx, identity, mode, start, window)
-        out = _record(out, pending[key])
-        for t, params in zip(step.points, drawn, strict=True):  # metadata as if run one by one
-            out = t.track(out, params, shape)
-        d[key] = crop.record(out, start, shape) if step.cropped else out
+        calls = [*pending[key], *((t, p, shape) for t, p in zip(step.points, drawn, strict=True))]
+        d[key] = _track(like_input(out, img), img, calls, crop, start, shape, step.cropped, records)
     if step.cropped:
         d = crop(d, done=keys)  # any other array key (not in the step) gets the plain centre crop
     return d
 
 
-def _read(img, smap: SectionMap, jobs, z, yx, identity: bool, mode: str, start, size):
+def _read(img, smap: SectionMap, jobs, z, yx, identity: bool, mode: str, start, size) -> torch.Tensor:
     """One key through the section map and the point map ``(z, yx)``, with the image ``jobs`` applied on
-    the window it reads."""
+    the window it reads (a plain tensor)."""
     if jobs:
         return _windowed(img, smap, jobs, z, yx, identity, mode)
-    img = smap.take(img)
+    t = smap.take(img)
     if identity and size is not None:
-        window = (slice(None), *(slice(s, s + n) for s, n in zip(start, size, strict=True)))
-        return like_input(as_torch(img)[window], img)
+        return t[(slice(None), *(slice(s, s + n) for s, n in zip(start, size, strict=True)))]
     if not identity:
-        return resample(img, z, yx, mode)
-    return like_input(as_torch(img), img)
+        check_img(t)
+        return resample_tensor(t, z, yx, mode)
+    return t
 
 
-def _windowed(img, smap: SectionMap, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str):
+def _windowed(
+    img, smap: SectionMap, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str
+) -> torch.Tensor:
     """``jobs`` (deferred image-only transforms) applied to the part of ``img``'s mapped frame that the
     points ``(z, yx)`` read, then that part resampled: equal to applying them to the whole frame first, as
     a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
@@ -372,10 +400,9 @@ def _windowed(img, smap: SectionMap, jobs: Sequence[tuple[Any, Any]], z, yx, ide
     t = as_torch(img)
     section = (lambda k: smap.section(t, k)) if three else (lambda k: t)
     for job, params in jobs:
-        window = job.transform.apply_window(window, params, "bilinear", start, section)
+        window = as_torch(job.transform.apply_window(window, params, "bilinear", start, section))
     if identity:  # the points are the window's own pixels (the crop): no resampling
         lead = (slice(None), slice(0, len(z))) if three else (slice(None),)
-        return like_input(window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))], img)
+        return window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))]
     shift = torch.tensor([r0, c0], dtype=yx.dtype)
-    out = resample(window, None if z is None or not three else z - z0, yx - shift, mode)
-    return like_input(as_torch(out), img)
+    return resample_tensor(window, None if z is None or not three else z - z0, yx - shift, mode)

@@ -25,6 +25,7 @@ __all__ = [
     "point_map_affine",
     "read_window",
     "resample",
+    "resample_tensor",
     "rotate_xy",
     "rotation_points",
     "sample_linear",
@@ -65,14 +66,18 @@ def to_float(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def identity_points(spatial_shape: Sequence[int], device=None) -> tuple[torch.Tensor | None, torch.Tensor]:
+def identity_points(
+    spatial_shape: Sequence[int], device=None, start: Sequence[int] | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The identity point map of ``spatial_shape`` ((Z,) Y, X): ``(z, yx)`` with ``z`` (Z,) float
-    section positions (``None`` for 2D) and ``yx`` (Y, X, 2) pixel positions."""
+    section positions (``None`` for 2D) and ``yx`` (Y, X, 2) pixel positions; with ``start``, those of
+    a window of that shape beginning at ``start`` (the same values as slicing a larger map)."""
     *zs, h, w = spatial_shape
-    ys = torch.arange(h, dtype=torch.float32, device=device)
-    xs = torch.arange(w, dtype=torch.float32, device=device)
+    *z0, y0, x0 = start if start is not None else (0,) * len(spatial_shape)
+    ys = torch.arange(y0, y0 + h, dtype=torch.float32, device=device)
+    xs = torch.arange(x0, x0 + w, dtype=torch.float32, device=device)
     yx = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1)
-    z = torch.arange(zs[0], dtype=torch.float32, device=device) if zs else None
+    z = torch.arange(z0[0], z0[0] + zs[0], dtype=torch.float32, device=device) if zs else None
     return z, yx
 
 
@@ -146,7 +151,17 @@ def resample(
         cache: a dict to share between calls with the same ``yx`` (nearest indices are built once).
     """
     check_img(img)
-    t = as_torch(img)
+    return like_input(resample_tensor(as_torch(img), z, yx, mode, cache), img)
+
+
+def resample_tensor(
+    t: torch.Tensor,
+    z: torch.Tensor | None,
+    yx: torch.Tensor,
+    mode: str = "bilinear",
+    cache: dict | None = None,
+) -> torch.Tensor:
+    """:func:`resample` of a plain tensor ``t``, returning a plain tensor (no MONAI type conversion)."""
     yx = yx.to(t.device)
     if z is not None and t.ndim == 4:
         zi = torch.floor(z.to(t.device) + 0.5).long()
@@ -158,10 +173,10 @@ def resample(
             t = t[:, first : first + n]
         elif torch.equal(zi, first - step):  # a reversed run: sample the run, flip the (smaller) output
             out = sample_sections(t[:, first - n + 1 : first + 1], yx, check_mode(mode), cache)
-            return like_input(torch.flip(signed_view(out), (1,)).view(out.dtype), img)
+            return torch.flip(signed_view(out), (1,)).view(out.dtype)
         else:
             t = t.index_select(1, zi)
-    return like_input(sample_sections(t, yx, check_mode(mode), cache), img)
+    return sample_sections(t, yx, check_mode(mode), cache)
 
 
 def rotation_points(angle: float, spatial_shape, yx: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,7 @@ from monai.utils import TraceKeys, convert_to_dst_type, convert_to_tensor
 from monai.utils.enums import TransformBackends
 
 __all__ = [
+    "PATCHES",
     "POINTS",
     "SECTIONS",
     "SECTION_WINDOW",
@@ -79,6 +80,9 @@ SECTIONS = "sections"
 WINDOW = "window"
 #: as WINDOW, but reading whole sections of its own input (first of a window group only)
 SECTION_WINDOW = "section_window"
+#: an image operation that rewrites only boxes: ``patches(params, shape, read) -> [(box, values)]``, each
+#: ``box`` ((z0, z1), (y0, y1), (x0, x1)) with its new ``values`` (C, dz, dy, dx); ``read(box)`` gives its input there
+PATCHES = "patches"
 
 # interpolation for the two PyTC target types: images are resampled, masks/labels are moved
 TARGET_MODES = {"img": "bilinear", "mask": "nearest"}
@@ -243,7 +247,8 @@ class RandEMTransform(_LastDraw, RandomizableTransform):
 
     def contribution(self) -> str | None:
         """What this transform can contribute to a fused pass: :data:`POINTS`, :data:`SECTIONS`,
-        :data:`WINDOW`, :data:`SECTION_WINDOW`, or ``None`` (it runs on its own, as in ``Compose``)."""
+        :data:`WINDOW`, :data:`SECTION_WINDOW`, :data:`PATCHES`, or ``None`` (it runs on its own, as in
+        ``Compose``)."""
         return None
 
     def output_shape(self, params: Any, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:

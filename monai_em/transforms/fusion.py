@@ -33,6 +33,7 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import apply_transform
 
 from .base import (
+    PATCHES,
     POINTS,
     SECTION_WINDOW,
     SECTIONS,
@@ -43,19 +44,21 @@ from .base import (
     signed_view,
     spatial_shape_of,
 )
+from .intensity import paste_patches
 from .resample import check_img, identity_points, read_window, resample_tensor, rotate_xy
 
-__all__ = ["FusedStep", "SectionMap", "plan", "run_plan"]
+__all__ = ["FusedStep", "Patched", "SectionMap", "plan", "run_plan"]
 
 
 @dataclass(frozen=True)
 class FusedStep:
-    """Members that run as one pass: section maps, window operations, point maps, then the crop."""
+    """Members that run as one pass: patches, section maps, window operations, point maps, then the crop."""
 
     sections: tuple[RandEMDictTransform, ...]
     windowed: tuple[RandEMDictTransform, ...]
     points: tuple[RandEMDictTransform, ...]
     cropped: bool
+    patched: tuple[RandEMDictTransform, ...] = ()
 
 
 def _role(t: Any) -> str | None:
@@ -65,7 +68,10 @@ def _role(t: Any) -> str | None:
 def _group_at(items: Sequence[Any], i: int, crop: Any) -> tuple[FusedStep | None, int]:
     """The fused step that starts at ``items[i]`` and the index after it, or ``(None, i)``."""
     k = i
-    sections, windowed, points = [], [], []
+    patched, sections, windowed, points = [], [], [], []
+    while k < len(items) and _role(items[k]) == PATCHES:
+        patched.append(items[k])
+        k += 1
     while k < len(items) and _role(items[k]) == SECTIONS:
         sections.append(items[k])
         k += 1
@@ -80,15 +86,16 @@ def _group_at(items: Sequence[Any], i: int, crop: Any) -> tuple[FusedStep | None
         points.append(items[k])
         k += 1
     cropped = k < len(items) and items[k] is crop
-    if not points or ((sections or windowed) and not cropped):
+    if not points or ((patched or sections or windowed) and not cropped):
         return None, i
     if any(t.keys != points[0].keys for t in sections):
         return None, i
-    if any(not set(t.keys) <= set(points[0].keys) for t in windowed):
+    if any(not set(t.keys) <= set(points[0].keys) for t in (*patched, *windowed)):
         return None, i
     if not (sections or windowed or cropped) and len(points) == 1:
         return None, i  # nothing to fuse
-    return FusedStep(tuple(sections), tuple(windowed), tuple(points), cropped), k + int(cropped)
+    step = FusedStep(tuple(sections), tuple(windowed), tuple(points), cropped, tuple(patched))
+    return step, k + int(cropped)
 
 
 def plan(items: Sequence[Any], crop: Any) -> list[Any]:
@@ -182,25 +189,30 @@ class SectionMap:
         """The spatial shape of the mapped frame of ``img``."""
         return tuple(img.shape[1:]) if self.sources is None else (len(self.sources), *self.size)
 
-    def section(self, img, k: int):
-        """Section ``k`` ``(C, Y, X)`` of the mapped frame of ``img`` (3D; a view unless turned)."""
-        t = as_torch(img)
+    def section(self, img, k: int, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None):
+        """Section ``k`` ``(C, Y, X)`` of the mapped frame of ``img`` (3D tensor or :class:`Patched`), or
+        its ``rows`` x ``cols`` ((lo, hi) each); a view of a tensor unless turned."""
+        img = img if isinstance(img, Patched) else as_torch(img)
         if self.sources is None:
-            return t[:, k]
+            return _part(img, k, rows, cols)
         (h, w), (y, x), z = self.size, self.origins[k], self.sources[k]
-        angle = None if self.angles is None else self.angles[k]
-        whole = t[:, z] if angle is None else rotate_xy(signed_view(t[:, z]), angle, "nearest").view(t.dtype)
-        return whole[:, y : y + h, x : x + w]
+        rows, cols = rows or (0, h), cols or (0, w)
+        if self.angles is None or self.angles[k] is None:
+            return _part(img, z, (y + rows[0], y + rows[1]), (x + cols[0], x + cols[1]))
+        turned = rotate_xy(signed_view(_part(img, z)), self.angles[k], "nearest").view(img.dtype)
+        return turned[:, y + rows[0] : y + rows[1], x + cols[0] : x + cols[1]]
 
-    def take_window(self, img, window: Sequence[tuple[int, int]]):
-        """``self.take(img)`` restricted to ``window`` (one (lo, hi) per spatial axis), copying only that part."""
-        t = as_torch(img)
-        cut = tuple(slice(lo, hi) for lo, hi in window)
-        if self.sources is None or t.ndim != 4:
-            return t[(slice(None), *cut)]
+    def take_window(self, img, window: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """``self.take(img)`` restricted to ``window`` (one (lo, hi) per spatial axis), copying only that
+        part; ``img`` a tensor or :class:`Patched`."""
+        img = img if isinstance(img, Patched) else as_torch(img)
+        if len(window) == 2:  # 2D: no section map
+            return _part(img, None, *window)
+        if self.sources is None and not isinstance(img, Patched):
+            return as_torch(img)[(slice(None), *(slice(lo, hi) for lo, hi in window))]
         (z0, z1), rows, cols = window
-        parts = [signed_view(self.section(t, k))[:, cut[1], cut[2]] for k in range(z0, z1)]
-        return torch.stack(parts, 1).view(t.dtype)
+        parts = [signed_view(self.section(img, k, rows, cols)) for k in range(z0, z1)]
+        return torch.stack(parts, 1).view(img.dtype)
 
     def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict) -> torch.Tensor:
         """``resample(self.take(img), z, yx, "nearest")`` read straight from ``img`` (no frame copy), as a
@@ -261,6 +273,47 @@ class SectionMap:
         return reads, outside if bool(outside.any()) else None
 
 
+class Patched:
+    """An image ``(C, [Z,] Y, X)`` with boxes rewritten by :data:`~monai_em.transforms.base.PATCHES`
+    members, in order: a read copies only the region it asks for (a view where no box touches it)."""
+
+    def __init__(self, img):
+        self.t = as_torch(img)
+        self.shape, self.dtype = tuple(self.t.shape), self.t.dtype
+        self.patches: list[tuple[tuple[tuple[int, int], ...], torch.Tensor]] = []
+
+    def read(self, box: Sequence[tuple[int, int]]) -> torch.Tensor:
+        """The region ``box`` ((z0, z1), (y0, y1), (x0, x1); 2D: z is (0, 1)) as ``(C, dz, dy, dx)``."""
+        t4 = self.t if self.t.ndim == 4 else self.t.unsqueeze(1)
+        region = t4[(slice(None), *(slice(lo, hi) for lo, hi in box))]
+        copied = False
+        for where, values in self.patches:
+            lo = [max(a, p) for (a, _), (p, _) in zip(box, where, strict=True)]
+            hi = [min(b, q) for (_, b), (_, q) in zip(box, where, strict=True)]
+            if any(a >= b for a, b in zip(lo, hi, strict=True)):
+                continue
+            if not copied:
+                region, copied = region.clone(), True
+            into = (slice(None), *(slice(a - o, b - o) for a, b, (o, _) in zip(lo, hi, box, strict=True)))
+            src = (slice(None), *(slice(a - o, b - o) for a, b, (o, _) in zip(lo, hi, where, strict=True)))
+            region[into] = values[src]
+        return region
+
+    def whole(self) -> torch.Tensor:
+        """The whole image with every patch written (one copy)."""
+        return paste_patches(self.t, self.patches)
+
+
+def _part(img, z: int | None, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None):
+    """Section ``z`` ``(C, Y, X)`` of ``img`` (a 2D image: ``z`` None), cut to ``rows`` x ``cols``."""
+    h, w = img.shape[-2:]
+    rows, cols = rows or (0, h), cols or (0, w)
+    if isinstance(img, Patched):
+        return img.read(((0, 1) if z is None else (z, z + 1), rows, cols))[:, 0]
+    t = as_torch(img)
+    return (t if z is None else t[:, z])[:, rows[0] : rows[1], cols[0] : cols[1]]
+
+
 # ------------------------------------------------------------------------------------ a fused step
 
 
@@ -301,8 +354,13 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
         if not head.allow_missing_keys:
             list(head.key_iterator(d))  # MONAI's missing-key error
         return crop(d) if step.cropped else d
-    shape = spatial_shape_of(d, keys)
+    shape = shape_in = spatial_shape_of(d, keys)
     # every draw in list order, as running the members one by one
+    patches = []
+    for t in step.patched:
+        if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
+            params = t.sample(shape)
+            patches += [(t, params)] if params is not None else []
     sections = []
     for t in step.sections:
         list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
@@ -316,7 +374,14 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
             live += [(t, params)] if params is not None else []
     drawn = [t.sample(shape) for t in step.points]
 
-    # per key: the composed section map over its array and the composed calls, recorded on its output
+    # per key: what it is read from (patched keys: the boxes each patch member rewrites, computed from
+    # the image with the earlier ones written), the composed section map and the calls to record
+    source: dict[Hashable, Any] = {key: d[key] for key in keys}
+    for key in keys:
+        for t, params in ((t, p) for t, p in patches if key in t.keys):
+            if not isinstance(source[key], Patched):
+                source[key] = Patched(d[key])
+            source[key].patches += t.transform.patches(params, shape_in, source[key].read)
     smap = {key: SectionMap() for key in keys}
     pending: dict[Hashable, list] = {key: [] for key in keys}
     for t, params, in_shape in sections:
@@ -330,8 +395,9 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
                 turned
                 and (smap[key].sources is not None or t.key_mode(key, d[key], mode_of[key]) != "nearest")
             ):  # no map for this key (an interpolated turn, or after other maps): apply it here
-                img = _record(like_input(smap[key].take(d[key]), d[key]), pending[key])
-                d[key] = t.apply_key(img, params, t.key_mode(key, img, mode_of[key]))
+                given = source[key].whole() if isinstance(source[key], Patched) else d[key]
+                img = _record(like_input(smap[key].take(given), d[key]), pending[key])
+                d[key] = source[key] = t.apply_key(img, params, t.key_mode(key, img, mode_of[key]))
                 smap[key], pending[key] = SectionMap(), []
             else:
                 smap[key] = smap[key].then(*parts)
@@ -352,7 +418,9 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
         img = d[key]
         jobs = [(t, p) for t, p in live if key in t.keys]
         mode = mover.key_mode(key, img, mode_of[key])
-        if not jobs and not identity and mode == "nearest" and z is not None and img.ndim == 4:
+        if isinstance(source[key], Patched):  # read through the window, where the patches are written
+            out = _windowed(source[key], smap[key], jobs, z, yx, identity, mode)
+        elif not jobs and not identity and mode == "nearest" and z is not None and img.ndim == 4:
             out = smap[key].sample_nearest(img, z, yx, cache)
         else:
             window = crop.size if step.cropped else None
@@ -383,7 +451,9 @@ def _windowed(
 ) -> torch.Tensor:
     """``jobs`` (deferred image-only transforms) applied to the part of ``img``'s mapped frame that the
     points ``(z, yx)`` read, then that part resampled: equal to applying them to the whole frame first, as
-    a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
+    a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero).
+    ``img``: a tensor or :class:`Patched` (only the window is copied from it)."""
+    img = img if isinstance(img, Patched) else as_torch(img)
     frame = smap.frame_shape(img)
     if z is not None and len(frame) == 3:
         zi = torch.floor(z + 0.5).long()
@@ -397,8 +467,7 @@ def _windowed(
     three = len(frame) == 3
     window = smap.take_window(img, ((z0, z1), (r0, r1), (c0, c1)) if three else ((r0, r1), (c0, c1)))
     start = (z0, r0, c0) if three else (r0, c0)
-    t = as_torch(img)
-    section = (lambda k: smap.section(t, k)) if three else (lambda k: t)
+    section = (lambda k: smap.section(img, k)) if three else (lambda k: _part(img, None))
     for job, params in jobs:
         window = as_torch(job.transform.apply_window(window, params, "bilinear", start, section))
     if identity:  # the points are the window's own pixels (the crop): no resampling

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 
 from .base import (
+    PATCHES,
     WINDOW,
     RandEMDictTransform,
     RandEMTransform,
@@ -220,6 +221,22 @@ def _box_slices(box: Box) -> tuple[slice, ...]:
     return (slice(None), *(slice(a, b) for a, b in box))
 
 
+def paste_patches(img, patches) -> torch.Tensor:
+    """A copy of ``img`` (C, [Z,] Y, X) with each ``(box, values)`` of ``patches`` written in turn (the
+    whole-image ``apply`` of a :data:`~monai_em.transforms.base.PATCHES` transform)."""
+    x = as_torch(img)
+    out = _as_4d(x).clone()
+    for box, values in patches:
+        out[_box_slices(box)] = values
+    return out.reshape(x.shape)
+
+
+def _read_from(img):
+    """``read(box)`` of a whole image ``img`` (C, [Z,] Y, X): its 4D view there."""
+    x4 = _as_4d(as_torch(img))
+    return lambda box: x4[_box_slices(box)]
+
+
 @dataclass(frozen=True)
 class CutBlurParams:
     """The cuboid ``((z0, z1), (y0, y1), (x0, x1))`` and the down-sampling factor per axis (z, y, x)."""
@@ -277,17 +294,20 @@ class RandCutBlur(RandEMTransform):
         rz = r if self.downsample_z and shape3[0] > 1 else 1.0
         return CutBlurParams(box, (rz, r, r))
 
-    def apply(self, img, params: CutBlurParams, mode: str):
-        x = as_torch(img)
-        out = _as_4d(x).clone()
-        where = _box_slices(params.box)
-        cut = out[where]
+    def contribution(self) -> str:
+        return PATCHES
+
+    def patches(self, params: CutBlurParams, spatial_shape, read) -> list:
+        """The cuboid, blurred: ``[(box, values)]`` from ``read(box)`` (see ``base.PATCHES``)."""
+        cut = read(params.box)
         work = cut if cut.dtype.is_floating_point else cut.float()
         small = tuple(max(1, int(s / f)) for s, f in zip(cut.shape[1:], params.factors, strict=True))
         low = F.interpolate(work.unsqueeze(0), size=small, mode="area")
         back = F.interpolate(low, size=tuple(cut.shape[1:]), mode="nearest-exact")[0]
-        out[where] = cast_back(back, x.dtype)
-        return like_input(out.reshape(x.shape), img)
+        return [(params.box, cast_back(back, cut.dtype))]
+
+    def apply(self, img, params: CutBlurParams, mode: str):
+        return like_input(paste_patches(img, self.patches(params, None, _read_from(img))), img)
 
 
 class RandCutBlurd(RandEMDictTransform):
@@ -354,16 +374,20 @@ class RandCutNoise(RandEMTransform):
         box = _draw_box(self.R, _spatial3(spatial_shape), self.length_ratio)
         return CutNoiseParams(box, self.scale, int(self.R.randint(0, 2**31 - 1)))
 
-    def apply(self, img, params: CutNoiseParams, mode: str):
-        x = as_torch(img)
-        out = _as_4d(x).clone()
-        where = _box_slices(params.box)
-        cut, scale = _to_unit(out[where])
+    def contribution(self) -> str:
+        return PATCHES
+
+    def patches(self, params: CutNoiseParams, spatial_shape, read) -> list:
+        """The cuboid with its noise: ``[(box, values)]`` from ``read(box)`` (see ``base.PATCHES``)."""
+        given = read(params.box)
+        cut, scale = _to_unit(given)
         gen = torch.Generator().manual_seed(params.seed)  # CPU: the same field on every device
-        noise = torch.rand(cut.shape, generator=gen, dtype=cut.dtype).to(x.device)
+        noise = torch.rand(cut.shape, generator=gen, dtype=cut.dtype).to(cut.device)
         cut = (cut + (noise * 2 - 1) * params.scale).clamp(0, 1)
-        out[where] = _from_unit(cut, x.dtype, scale)
-        return like_input(out.reshape(x.shape), img)
+        return [(params.box, _from_unit(cut, given.dtype, scale))]
+
+    def apply(self, img, params: CutNoiseParams, mode: str):
+        return like_input(paste_patches(img, self.patches(params, None, _read_from(img))), img)
 
 
 class RandCutNoised(RandEMDictTransform):

@@ -11,6 +11,7 @@ import torch
 from monai.config import KeysCollection
 
 from .base import (
+    PATCHES,
     SECTION_WINDOW,
     SECTIONS,
     Margin,
@@ -24,6 +25,7 @@ from .base import (
     like_input,
     unsigned_as_signed,
 )
+from .intensity import paste_patches
 from .resample import rotate_xy
 
 __all__ = [
@@ -490,24 +492,36 @@ class RandMotionBlur(RandEMTransform):
         horizontal = bool(self.R.rand() < 0.5)
         return MotionBlurParams(tuple(sorted(int(z) for z in picked)), horizontal, self.kernel_size)
 
-    def apply(self, img, params: MotionBlurParams, mode: str):
-        x, back = unsigned_as_signed(as_torch(img), exact=False)
-        out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
+    def contribution(self) -> str:
+        return PATCHES
+
+    def patches(self, params: MotionBlurParams, spatial_shape, read) -> list:
+        """Each picked section, blurred: ``[(box, values)]`` from ``read(box)`` (see ``base.PATCHES``)."""
+        height, width = spatial_shape[-2:]
         k = params.kernel_size
         before = (
             k // 2
         )  # the kernel's anchor (cv2: its centre), so output x averages x-before .. x-before+k-1
-        sec = out[:, list(params.sections)]
-        work = sec if sec.dtype.is_floating_point else sec.float()
         dim = -1 if params.horizontal else -2
-        length = work.shape[dim]
-        padded = work.index_select(dim, _reflect_index(length, before, k - 1 - before, x.device))
-        # the box filter as a sum of k shifted views (several times faster than avg_pool1d on the CPU)
-        blurred = padded.narrow(dim, 0, length).clone()
-        for i in range(1, k):
-            blurred += padded.narrow(dim, i, length)
-        out[:, list(params.sections)] = cast_back(blurred.div_(k), x.dtype)
-        return like_input(back(out if x.ndim == 4 else out[:, 0]), img)
+        out = []
+        for z in params.sections:
+            box = ((z, z + 1), (0, height), (0, width))
+            sec, back = unsigned_as_signed(read(box), exact=False)
+            work = sec if sec.dtype.is_floating_point else sec.float()
+            length = work.shape[dim]
+            padded = work.index_select(dim, _reflect_index(length, before, k - 1 - before, sec.device))
+            # the box filter as a sum of k shifted views (several times faster than avg_pool1d on the CPU)
+            blurred = padded.narrow(dim, 0, length).clone()
+            for i in range(1, k):
+                blurred += padded.narrow(dim, i, length)
+            out.append((box, back(cast_back(blurred.div_(k), sec.dtype))))
+        return out
+
+    def apply(self, img, params: MotionBlurParams, mode: str):
+        x = as_torch(img)
+        x4 = x if x.ndim == 4 else x.unsqueeze(1)
+        patches = self.patches(params, x.shape[1:], lambda box: x4[:, box[0][0] : box[0][1]])
+        return like_input(paste_patches(x, patches), img)
 
 
 class RandMotionBlurd(RandEMDictTransform):

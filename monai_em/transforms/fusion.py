@@ -21,7 +21,6 @@ nearest gather straight from the input, images through the window their crop rea
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -324,6 +323,15 @@ def _record(out, calls: Sequence[tuple[Any, Any, tuple[int, ...]]]):
     return out
 
 
+def _copy_record(value):
+    """A copy of one ``applied_operations`` entry (its dicts and lists copied, the numbers and strings shared)."""
+    if isinstance(value, dict):
+        return {k: _copy_record(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_record(v) for v in value]
+    return value
+
+
 def _track(out, img, calls, crop, start, shape, cropped: bool, records: dict):
     """``out`` (a key's output, the MONAI type of its input ``img``) with ``calls`` and the crop recorded
     as if run one by one (MetaTensor only). Keys that came in without metadata (plain tensors, numpy)
@@ -336,7 +344,7 @@ def _track(out, img, calls, crop, start, shape, cropped: bool, records: dict):
         if memo in records:
             done = records[memo]
             out.copy_meta_from(done)
-            out.applied_operations = copy.deepcopy(done.applied_operations)
+            out.applied_operations = [_copy_record(op) for op in done.applied_operations]
             out.affine = done.affine.clone()
             return out
     out = _record(out, calls)
@@ -346,7 +354,103 @@ def _track(out, img, calls, crop, start, shape, cropped: bool, records: dict):
     return out
 
 
-def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> dict:
+@dataclass
+class _Pass:
+    """One sample's fused step after every draw: the maps, and per key what it is read from."""
+
+    data: dict  # the sample (keys with an interpolated section turn: already turned)
+    keys: list  # the step's keys present in the sample
+    source: dict  # key -> its array, or a Patched image
+    smap: dict  # key -> its composed SectionMap
+    pending: dict  # key -> section calls to record on its output
+    jobs: dict  # key -> its window operations (member, params)
+    mode: dict  # key -> "bilinear" | "nearest"
+    calls: list  # (member, params) of the point maps
+    shape: tuple  # spatial shape the point maps see
+    start: tuple  # the crop's start in that shape
+    z: torch.Tensor | None  # (Zo,) output sections' sources
+    yx: torch.Tensor  # (Yo, Xo, 2) output pixels' sources
+    identity: bool  # no point map moved anything
+
+    def gathers(self, key) -> bool:
+        """``key`` is read by one nearest gather straight from its array."""
+        img, src = self.data[key], self.source[key]
+        plain = not self.jobs[key] and not isinstance(src, Patched)
+        return (
+            plain
+            and not self.identity
+            and self.mode[key] == "nearest"
+            and self.z is not None
+            and img.ndim == 4
+        )
+
+    def windowed(self, key) -> bool:
+        """``key`` is read through the window of its mapped frame that the points touch."""
+        interpolated = not self.identity and self.mode[key] != "nearest"
+        return bool(self.jobs[key]) or isinstance(self.source[key], Patched) or interpolated
+
+    def read(self, key, size, cache: dict) -> torch.Tensor:
+        """``key``'s output as a plain tensor (``size``: the crop's, or None)."""
+        smap, z, yx = self.smap[key], self.z, self.yx
+        if self.windowed(key):
+            return _resample_window(*self.window(key), self.identity, self.mode[key])
+        if self.gathers(key):
+            return smap.sample_nearest(self.data[key], z, yx, cache)
+        t = smap.take(self.data[key])
+        if self.identity and size is not None:
+            return t[(slice(None), *(slice(s, s + n) for s, n in zip(self.start, size, strict=True)))]
+        if not self.identity:
+            check_img(t)
+            return resample_tensor(t, z, yx, self.mode[key])
+        return t
+
+    def window(self, key):
+        """``(window, z, yx)``: the part of ``key``'s mapped frame that the points read, its jobs applied,
+        and the points in it (``z`` None for 2D): resampling it equals resampling the whole frame with the
+        jobs applied first, as a bilinear or nearest sample only reads the pixels around it (zero outside
+        the input stays zero)."""
+        img, smap, z, yx = self.source[key], self.smap[key], self.z, self.yx
+        img = img if isinstance(img, Patched) else as_torch(img)
+        frame = smap.frame_shape(img)
+        three = len(frame) == 3
+        if z is not None and three:
+            zi = torch.floor(z + 0.5).long()
+            z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, frame[0])
+        else:
+            z0, z1 = 0, 1
+        (r0, r1), (c0, c1) = read_window(yx, frame[-2:])
+        if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
+            z0, r0, c0 = 0, 0, 0
+            z1, r1, c1 = (frame[0] if three else 1), frame[-2], frame[-1]
+        window = smap.take_window(img, ((z0, z1), (r0, r1), (c0, c1)) if three else ((r0, r1), (c0, c1)))
+        start = (z0, r0, c0) if three else (r0, c0)
+        section = (lambda k: smap.section(img, k)) if three else (lambda k: _part(img, None))
+        for job, params in self.jobs[key]:
+            window = as_torch(job.transform.apply_window(window, params, "bilinear", start, section))
+        return window, None if z is None or not three else z - z0, yx - torch.tensor([r0, c0], dtype=yx.dtype)
+
+    def finish(self, outs: Mapping[Hashable, torch.Tensor], crop: Any, cropped: bool) -> dict:
+        """The sample with ``outs`` (plain tensors) as its keys' outputs, each recorded as if run one by one."""
+        d, records = self.data, {}
+        for key in self.keys:
+            img = d[key]
+            calls = [*self.pending[key], *((t, p, self.shape) for t, p in self.calls)]
+            out = like_input(outs[key], img)
+            d[key] = _track(out, img, calls, crop, self.start, self.shape, cropped, records)
+        return crop(d, done=self.keys) if cropped else d  # other array keys get the plain centre crop
+
+
+def _resample_window(window: torch.Tensor, z, yx, identity: bool, mode: str) -> torch.Tensor:
+    """A window from :meth:`_Pass.window` resampled at its points (the crop: just cut)."""
+    if identity:
+        lead = (slice(None), slice(0, len(z))) if z is not None else (slice(None),)
+        return window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))]
+    return resample_tensor(window, z, yx, mode)
+
+
+def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass | dict:
+    """Every draw of ``step`` on one sample (in list order, as running the members one by one) and the
+    maps they make; a dict when none of the step's keys is in ``data`` (the step is done)."""
     d = dict(data)
     head = step.points[0]
     keys = [k for k in head.keys if k in d]
@@ -355,7 +459,6 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
             list(head.key_iterator(d))  # MONAI's missing-key error
         return crop(d) if step.cropped else d
     shape = shape_in = spatial_shape_of(d, keys)
-    # every draw in list order, as running the members one by one
     patches = []
     for t in step.patched:
         if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
@@ -412,66 +515,16 @@ def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> di
             identity = False
     mode_of = dict(zip(head.keys, head.mode, strict=True))
     mover = next((t for t in step.points if t.transform.geometric), head)  # flips alone move voxels exactly
+    modes = {key: mover.key_mode(key, d[key], mode_of[key]) for key in keys}
+    jobs = {key: [(t, p) for t, p in live if key in t.keys] for key in keys}
+    calls = list(zip(step.points, drawn, strict=True))
+    return _Pass(d, keys, source, smap, pending, jobs, modes, calls, shape, start, z, yx, identity)
+
+
+def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> dict:
+    done = _prepare(step, data, crop)
+    if not isinstance(done, _Pass):
+        return done
     cache: dict = {}  # nearest indices shared by the label and mask keys
-    records: dict = {}  # metadata of plain-tensor keys, recorded once per list of calls
-    for key in keys:
-        img = d[key]
-        jobs = [(t, p) for t, p in live if key in t.keys]
-        mode = mover.key_mode(key, img, mode_of[key])
-        if isinstance(source[key], Patched):  # read through the window, where the patches are written
-            out = _windowed(source[key], smap[key], jobs, z, yx, identity, mode)
-        elif not jobs and not identity and mode == "nearest" and z is not None and img.ndim == 4:
-            out = smap[key].sample_nearest(img, z, yx, cache)
-        else:
-            window = crop.size if step.cropped else None
-            out = _read(img, smap[key], jobs, z, yx, identity, mode, start, window)
-        calls = [*pending[key], *((t, p, shape) for t, p in zip(step.points, drawn, strict=True))]
-        d[key] = _track(like_input(out, img), img, calls, crop, start, shape, step.cropped, records)
-    if step.cropped:
-        d = crop(d, done=keys)  # any other array key (not in the step) gets the plain centre crop
-    return d
-
-
-def _read(img, smap: SectionMap, jobs, z, yx, identity: bool, mode: str, start, size) -> torch.Tensor:
-    """One key through the section map and the point map ``(z, yx)``, with the image ``jobs`` applied on
-    the window it reads (a plain tensor)."""
-    if jobs:
-        return _windowed(img, smap, jobs, z, yx, identity, mode)
-    t = smap.take(img)
-    if identity and size is not None:
-        return t[(slice(None), *(slice(s, s + n) for s, n in zip(start, size, strict=True)))]
-    if not identity:
-        check_img(t)
-        return resample_tensor(t, z, yx, mode)
-    return t
-
-
-def _windowed(
-    img, smap: SectionMap, jobs: Sequence[tuple[Any, Any]], z, yx, identity: bool, mode: str
-) -> torch.Tensor:
-    """``jobs`` (deferred image-only transforms) applied to the part of ``img``'s mapped frame that the
-    points ``(z, yx)`` read, then that part resampled: equal to applying them to the whole frame first, as
-    a bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero).
-    ``img``: a tensor or :class:`Patched` (only the window is copied from it)."""
-    img = img if isinstance(img, Patched) else as_torch(img)
-    frame = smap.frame_shape(img)
-    if z is not None and len(frame) == 3:
-        zi = torch.floor(z + 0.5).long()
-        z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, frame[0])
-    else:
-        z0, z1 = 0, 1
-    (r0, r1), (c0, c1) = read_window(yx, frame[-2:])
-    if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
-        z0, r0, c0 = 0, 0, 0
-        z1, r1, c1 = (frame[0] if len(frame) == 3 else 1), frame[-2], frame[-1]
-    three = len(frame) == 3
-    window = smap.take_window(img, ((z0, z1), (r0, r1), (c0, c1)) if three else ((r0, r1), (c0, c1)))
-    start = (z0, r0, c0) if three else (r0, c0)
-    section = (lambda k: smap.section(img, k)) if three else (lambda k: _part(img, None))
-    for job, params in jobs:
-        window = as_torch(job.transform.apply_window(window, params, "bilinear", start, section))
-    if identity:  # the points are the window's own pixels (the crop): no resampling
-        lead = (slice(None), slice(0, len(z))) if three else (slice(None),)
-        return window[(*lead, slice(0, yx.shape[0]), slice(0, yx.shape[1]))]
-    shift = torch.tensor([r0, c0], dtype=yx.dtype)
-    return resample_tensor(window, None if z is None or not three else z - z0, yx - shift, mode)
+    size = crop.size if step.cropped else None
+    return done.finish({key: done.read(key, size, cache) for key in done.keys}, crop, step.cropped)

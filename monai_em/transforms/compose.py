@@ -25,7 +25,7 @@ from .base import (
     translation,
     undo_crop,
 )
-from .fusion import plan, run_plan
+from .fusion import plan, run_plan, run_plan_batch
 from .intensity import RandCutBlurd, RandCutNoised, RandGrayscaled
 from .sections import RandMisAlignmentd, RandMissingPartsd, RandMissingSectiond, RandMotionBlurd
 from .spatial import (
@@ -283,10 +283,12 @@ class EMAugmentor(Compose):
         ``batch`` maps keys to ``(B, C, *sample_size)`` tensors (a DataLoader batch of crops moved to
         the device, so the workers only crop); other entries (metadata lists, ...) pass through.
         Sample ``b`` gets the draws of the ``b``-th per-sample call from the same RNG state, so a
-        seeded run matches calling the augmentor on each sample in turn. Returns those keys as plain
-        ``(B, C, *input_size)`` tensors on the batch's device, dtypes kept (a MetaTensor batch's
-        metadata is not carried: call per sample to track it). The samples run one after another
-        (every transform keeps the device; no kernel spans the batch).
+        seeded run matches calling the augmentor on each sample in turn (labels and masks bit for bit,
+        images to float rounding). Returns those keys as plain ``(B, C, *input_size)`` tensors on the
+        batch's device, dtypes kept (a MetaTensor batch's metadata is not carried: call per sample to
+        track it). With ``fuse=True`` every member draws per sample and the fused pass reads the
+        whole batch at once (:func:`~monai_em.transforms.fusion.run_plan_batch`: one gather per label or
+        mask key, one ``grid_sample`` per image key); ``fuse=False`` calls the augmentor per sample.
 
         Raises:
             ValueError: naming the keys when none is a batch of the right rank or their batch sizes differ.
@@ -301,9 +303,18 @@ class EMAugmentor(Compose):
                 f"augment_batch needs keys holding (B, C, {', '.join('ZYX'[-len(self.input_size) :])}) arrays "
                 f"of one batch size B; got batch sizes {sizes} among keys {list(batch)}"
             )
-        outs = [self({k: v[b] for k, v in arrays.items()}) for b in range(next(iter(sizes.values())))]
         out = dict(batch)
+        if self.fuse:
+            tensors = {k: as_torch(v) for k, v in arrays.items()}
+            self.check_sample({k: v[0] for k, v in tensors.items()})
+            outs, stacked = run_plan_batch(plan(self.transforms, self.crop), tensors, self.crop, self)
+        else:
+            outs = [self({k: v[b] for k, v in arrays.items()}) for b in range(next(iter(sizes.values())))]
+            stacked = {}
         for key in arrays:
+            if key in stacked:
+                out[key] = stacked[key]
+                continue
             parts = [signed_view(as_torch(o[key])) for o in outs]
             out[key] = torch.stack(parts).view(as_torch(outs[0][key]).dtype)
         return out

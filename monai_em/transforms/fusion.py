@@ -44,9 +44,9 @@ from .base import (
     spatial_shape_of,
 )
 from .intensity import paste_patches
-from .resample import check_img, identity_points, read_window, resample_tensor, rotate_xy
+from .resample import check_img, identity_points, read_window, resample_tensor, rotate_xy, sample_windows
 
-__all__ = ["FusedStep", "Patched", "SectionMap", "plan", "run_plan"]
+__all__ = ["FusedStep", "Patched", "SectionMap", "plan", "run_plan", "run_plan_batch"]
 
 
 @dataclass(frozen=True)
@@ -119,19 +119,107 @@ def run_plan(steps: Sequence[Any], data: Any, crop: Any, compose: Any) -> Any:
     for n, step in enumerate(steps):
         if isinstance(data, list):
             return [run_plan(steps[n:], item, crop, compose) for item in data]
-        if isinstance(step, FusedStep):
-            data = _apply_fused(step, data, crop)
-        elif not any(step is t for t in compose.augmentations):  # the augmentor's own crop / smoothing
-            data = step(data)
-        else:
-            data = apply_transform(
-                step,
-                data,
-                map_items=compose.map_items,
-                unpack_items=compose.unpack_items,
-                log_stats=compose.log_stats,
-            )
+        data = (
+            _apply_fused(step, data, crop)
+            if isinstance(step, FusedStep)
+            else _run_member(step, data, compose)
+        )
     return data
+
+
+def _run_member(step: Any, data: Any, compose: Any) -> Any:
+    if not any(step is t for t in compose.augmentations):  # the augmentor's own crop / smoothing
+        return step(data)
+    return apply_transform(
+        step,
+        data,
+        map_items=compose.map_items,
+        unpack_items=compose.unpack_items,
+        log_stats=compose.log_stats,
+    )
+
+
+def run_plan_batch(
+    steps: Sequence[Any], batch: Mapping[Hashable, torch.Tensor], crop: Any, compose: Any
+) -> tuple[list[dict], dict]:
+    """:func:`run_plan` on every sample of ``batch`` (key -> (B, C, *spatial) tensors), each fused step read
+    for the whole batch at once: one gather per nearest key over the batch tensor, one ``grid_sample`` per
+    interpolated key (:func:`~monai_em.transforms.resample.sample_windows`).
+
+    Each member is called once per sample, in sample order, and draws from its own RNG (the augmentor seeds
+    its members apart, as MONAI's ``Compose`` does), so sample b gets the draws of the b-th per-sample call.
+    Returns the samples and, per key, the (B, C, ...) tensor that holds every sample's output when the
+    last step was a batched read (else nothing for that key).
+
+    Raises:
+        ValueError: when a member returns several samples for one (``RandSpatialCropSamplesd``).
+    """
+    stacked = dict(batch)
+    samples = [{k: v[b] for k, v in stacked.items()} for b in range(len(next(iter(stacked.values()))))]
+    for step in steps:
+        if not isinstance(step, FusedStep):
+            samples = [_run_member(step, d, compose) for d in samples]
+            if any(isinstance(d, list) for d in samples):
+                raise ValueError(
+                    f"augment_batch: {type(step).__name__} returned several samples for one; a batch keeps one "
+                    "output per sample (call the augmentor per sample instead)"
+                )
+            stacked = {}
+            continue
+        views = {k: [d.get(k) for d in samples] for k in stacked}
+        passes = [_prepare(step, d, crop) for d in samples]
+        if not all(isinstance(p, _Pass) for p in passes):
+            samples, stacked = [p if isinstance(p, dict) else _read_one(p, step, crop) for p in passes], {}
+            continue
+        caches: list[dict] = [{} for _ in passes]
+        size = crop.size if step.cropped else None
+        outs = {}
+        for key in passes[0].keys:
+            whole = stacked.get(key)
+            if whole is not None and any(p.data.get(key) is not views[key][b] for b, p in enumerate(passes)):
+                whole = None  # some sample's array is no longer its view of the batch tensor
+            outs[key] = _read_batch(passes, key, size, caches, whole)
+        samples = []
+        for b, p in enumerate(passes):
+            d = p.data
+            for key in p.keys:
+                d[key] = outs[key][b]
+            samples.append(crop(d, done=p.keys) if step.cropped else d)
+        stacked = outs
+    return samples, stacked
+
+
+def _read_one(p: _Pass, step: FusedStep, crop: Any) -> dict:
+    cache: dict = {}
+    size = crop.size if step.cropped else None
+    return p.finish({key: p.read(key, size, cache) for key in p.keys}, crop, step.cropped)
+
+
+def _read_batch(passes: Sequence[_Pass], key, size, caches: Sequence[dict], whole) -> torch.Tensor:
+    """``key`` of every pass, read at once where possible: (B, C, *output) (``whole``: the (B, C, ...)
+    batch tensor that the passes' arrays are views of, or None)."""
+    if whole is not None and all(p.gathers(key) for p in passes):
+        flats, masks = zip(
+            *(
+                p.smap[key].flat_indices(p.data[key], p.z, p.yx, c)
+                for p, c in zip(passes, caches, strict=True)
+            ),
+            strict=True,
+        )
+        batch, channels = whole.shape[:2]
+        index = torch.stack(flats)[:, None].expand(batch, channels, -1)
+        out = torch.gather(signed_view(whole).reshape(batch, channels, -1), 2, index)
+        depth_out, (height, width) = len(passes[0].z), passes[0].yx.shape[:2]
+        if any(m is not None for m in masks):
+            blank = torch.zeros((1, depth_out, height * width), dtype=torch.bool, device=whole.device)
+            mask = torch.stack([blank if m is None else m for m in masks])
+            out.view(batch, channels, depth_out, -1).masked_fill_(mask, 0)
+        return out.view(whole.dtype).view(batch, channels, depth_out, height, width)
+    if all(p.canvassed(key) for p in passes):
+        windows, zs, yxs = zip(*(p.window(key) for p in passes), strict=True)
+        return sample_windows(windows, zs, yxs, passes[0].canvas)
+    outs = [p.read(key, size, c) for p, c in zip(passes, caches, strict=True)]
+    return torch.stack([signed_view(as_torch(o)) for o in outs]).view(as_torch(outs[0]).dtype)
 
 
 # ------------------------------------------------------------------------------------ section maps
@@ -222,11 +310,8 @@ class SectionMap:
         ``index_select`` per output section and channel with a (Yo * Xo,) index that stays in cache,
         from the section's first read voxel on."""
         t = as_torch(img)
-        channels, depth, height, width = t.shape
-        key = (self, depth, height, width, t.device)
-        if key not in cache:
-            cache[key] = self._indices(z.to(t.device), yx.to(t.device), depth, height, width)
-        reads, outside = cache[key]
+        channels = t.shape[0]
+        reads, outside = self._reads(t, z, yx, cache)
         src = signed_view(t).reshape(channels, -1)
         out = src.new_empty((channels, len(reads), yx.shape[0] * yx.shape[1]))
         for k, (offset, index) in enumerate(reads):
@@ -235,6 +320,19 @@ class SectionMap:
         if outside is not None:
             out.masked_fill_(outside, 0)
         return out.view(t.dtype).reshape(channels, len(reads), *yx.shape[:2])
+
+    def flat_indices(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict):
+        """``(flat, outside)``: the (Zo * Yo * Xo,) indices into ``img`` (C, Z, Y, X) flattened per channel
+        that :meth:`sample_nearest` reads, and its (1, Zo, Yo * Xo) mask of points outside (or None)."""
+        reads, outside = self._reads(as_torch(img), z, yx, cache)
+        flat = torch.cat([index + offset for offset, index in reads])
+        return flat, None if outside is None else outside.expand(1, len(reads), -1)
+
+    def _reads(self, t: torch.Tensor, z, yx, cache: dict):
+        key = (self, *t.shape[1:], t.device)
+        if key not in cache:
+            cache[key] = self._indices(z.to(t.device), yx.to(t.device), *t.shape[1:])
+        return cache[key]
 
     def _indices(self, z, yx, depth: int, height: int, width: int):
         """Per output section ``(offset, index)``: flat indices (Yo * Xo,) into a (depth, height, width)
@@ -371,6 +469,7 @@ class _Pass:
     z: torch.Tensor | None  # (Zo,) output sections' sources
     yx: torch.Tensor  # (Yo, Xo, 2) output pixels' sources
     identity: bool  # no point map moved anything
+    canvas: tuple  # (Y, X) of the step's input: interpolated windows are sampled in a canvas of that size
 
     def gathers(self, key) -> bool:
         """``key`` is read by one nearest gather straight from its array."""
@@ -389,9 +488,17 @@ class _Pass:
         interpolated = not self.identity and self.mode[key] != "nearest"
         return bool(self.jobs[key]) or isinstance(self.source[key], Patched) or interpolated
 
+    def canvassed(self, key) -> bool:
+        """``key`` is read by a bilinear sample of its window in the canvas (:func:`sample_windows`)."""
+        three = self.z is not None and self.data[key].ndim == 4
+        return self.windowed(key) and three and not self.identity and self.mode[key] == "bilinear"
+
     def read(self, key, size, cache: dict) -> torch.Tensor:
         """``key``'s output as a plain tensor (``size``: the crop's, or None)."""
         smap, z, yx = self.smap[key], self.z, self.yx
+        if self.canvassed(key):
+            window, zw, yxw = self.window(key)
+            return sample_windows([window], [zw], [yxw], self.canvas)[0]
         if self.windowed(key):
             return _resample_window(*self.window(key), self.identity, self.mode[key])
         if self.gathers(key):
@@ -518,7 +625,8 @@ def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass 
     modes = {key: mover.key_mode(key, d[key], mode_of[key]) for key in keys}
     jobs = {key: [(t, p) for t, p in live if key in t.keys] for key in keys}
     calls = list(zip(step.points, drawn, strict=True))
-    return _Pass(d, keys, source, smap, pending, jobs, modes, calls, shape, start, z, yx, identity)
+    canvas = tuple(shape_in[-2:])
+    return _Pass(d, keys, source, smap, pending, jobs, modes, calls, shape, start, z, yx, identity, canvas)
 
 
 def _apply_fused(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> dict:

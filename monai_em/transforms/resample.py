@@ -31,6 +31,8 @@ __all__ = [
     "sample_linear",
     "sample_nearest",
     "sample_sections",
+    "sample_windows",
+    "section_indices",
     "to_float",
 ]
 
@@ -94,14 +96,54 @@ def read_window(yx: torch.Tensor, size: Sequence[int]) -> tuple[tuple[int, int],
 
 
 def sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
+    """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside;
+    a batch: ``x4`` (B, N, H, W) and ``yx`` (B, Ho, Wo, 2) give (B, N, Ho, Wo)."""
     h, w = x4.shape[-2:]
     grid = torch.stack(
         (yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1
     )
-    return F.grid_sample(
-        x4, grid[None].to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=True
-    )[0]
+    batched = yx.ndim == 4
+    out = F.grid_sample(
+        x4,
+        (grid if batched else grid[None]).to(x4.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
+    return out if batched else out[0]
+
+
+def section_indices(z: torch.Tensor, depth: int) -> list[int]:
+    """Integer sections of a point map's ``z`` (rounded), or ValueError when one lies outside [0, depth)."""
+    zi = torch.floor(z + 0.5).long().tolist()
+    if zi and (min(zi) < 0 or max(zi) >= depth):
+        raise ValueError(f"section map reads sections {zi} outside [0, {depth})")
+    return zi
+
+
+def sample_windows(windows, zs, yxs, size: Sequence[int]) -> torch.Tensor:
+    """Bilinear samples of ``B`` windows at once: window ``b`` (C, Zw, h, w) read at sections ``zs[b]``
+    (Zo,) and positions ``yxs[b]`` (Yo, Xo, 2) in it, zero outside it, as one ``grid_sample``.
+
+    Each window sits at the corner of a (Zo, *size) canvas, ``size`` (Y, X) at least every window's, and
+    only the canvas pixels a sample can touch beyond a window are zeroed: the numbers depend on ``size``
+    and the window's own data only, so a sample alone and in a batch (with the same ``size``) give the
+    same output. Returns (B, C, Zo, Yo, Xo) in the windows' dtype, on their device."""
+    first = windows[0]
+    channels, depth_out, (height, width) = first.shape[0], len(zs[0]), tuple(size)
+    work = torch.float64 if first.dtype == torch.float64 else torch.float32
+    canvas = torch.empty((len(windows), channels, depth_out, height, width), dtype=work, device=first.device)
+    for b, (window, z, yx) in enumerate(zip(windows, zs, yxs, strict=True)):
+        h, w = window.shape[-2:]
+        for k, src in enumerate(section_indices(z, window.shape[1])):
+            canvas[b, :, k, :h, :w] = window[:, src]
+        rows = min(int(torch.floor(yx[..., 0].max())) + 2, height)  # what the samples can touch
+        cols = min(int(torch.floor(yx[..., 1].max())) + 2, width)
+        canvas[b, :, :, h:rows, :cols] = 0
+        canvas[b, :, :, : min(h, rows), w:cols] = 0
+    grid = torch.stack([yx.to(first.device) for yx in yxs])
+    out = sample_linear(canvas.view(len(windows), channels * depth_out, height, width), grid)
+    return cast_back(out, first.dtype).view(len(windows), channels, depth_out, *grid.shape[1:3])
 
 
 def sample_nearest(x3: torch.Tensor, yx: torch.Tensor, cache: dict | None = None) -> torch.Tensor:

@@ -228,19 +228,21 @@ def _read_batch(passes: Sequence[_Pass], key, size, caches: Sequence[dict], whol
 @dataclass(frozen=True)
 class SectionMap:
     """Where each section of a (C, Z, Y, X) frame comes from: input section ``sources[k]``, turned by
-    ``angles[k]`` degrees (None: not turned; as ``rotate_xy`` with nearest), cut at ``origins[k]``
+    ``angles[k]`` degrees (None: not turned; as ``rotate_xy`` with ``turn_mode``), cut at ``origins[k]``
     (y, x) to ``size`` (Y, X). ``None`` sources: the identity (any shape)."""
 
     sources: tuple[int, ...] | None = None
     origins: tuple[tuple[int, int], ...] = ()
     size: tuple[int, int] = (0, 0)
     angles: tuple[float | None, ...] | None = None
+    turn_mode: str = "nearest"
 
-    def then(self, sources, origins, size, angles=None) -> SectionMap:
-        """This map followed by a transform's map (its sections and cuts in this map's frame; turns
-        only after the identity)."""
+    def then(self, sources, origins, size, angles=None, turn_mode: str = "nearest") -> SectionMap:
+        """This map followed by a transform's map (its sections and cuts in this map's frame; turns,
+        interpolated with ``turn_mode``, only after the identity)."""
         if self.sources is None:
-            return SectionMap(tuple(sources), tuple(tuple(o) for o in origins), tuple(size), angles)
+            origins = tuple(tuple(o) for o in origins)
+            return SectionMap(tuple(sources), origins, tuple(size), angles, turn_mode)
         if angles is not None:
             raise ValueError("a section turn composes only as the first section map")
         composed = tuple(
@@ -248,7 +250,9 @@ class SectionMap:
             for s, o in zip(sources, origins, strict=True)
         )
         turns = None if self.angles is None else tuple(self.angles[s] for s in sources)
-        return SectionMap(tuple(self.sources[s] for s in sources), composed, tuple(size), turns)
+        return SectionMap(
+            tuple(self.sources[s] for s in sources), composed, tuple(size), turns, self.turn_mode
+        )
 
     def take(self, img) -> torch.Tensor:
         """The mapped frame of ``img`` as a plain tensor (a view when it is one cut of consecutive
@@ -268,8 +272,9 @@ class SectionMap:
         angles = self.angles or (None,) * n
         parts = []
         for z, (y, x), angle in zip(self.sources, self.origins, angles, strict=True):
-            section = s[:, z] if angle is None else rotate_xy(s[:, z], angle, "nearest")
-            parts.append(section[:, y : y + h, x : x + w])
+            rows, cols = (y, y + h), (x, x + w)
+            section = s[:, z] if angle is None else rotate_xy(s[:, z], angle, self.turn_mode, rows, cols)
+            parts.append(section[:, y : y + h, x : x + w] if angle is None else section)
         return torch.stack(parts, 1).view(t.dtype)
 
     def frame_shape(self, img) -> tuple[int, ...]:
@@ -286,8 +291,8 @@ class SectionMap:
         rows, cols = rows or (0, h), cols or (0, w)
         if self.angles is None or self.angles[k] is None:
             return _part(img, z, (y + rows[0], y + rows[1]), (x + cols[0], x + cols[1]))
-        turned = rotate_xy(signed_view(_part(img, z)), self.angles[k], "nearest").view(img.dtype)
-        return turned[:, y + rows[0] : y + rows[1], x + cols[0] : x + cols[1]]
+        cut = (y + rows[0], y + rows[1]), (x + cols[0], x + cols[1])
+        return rotate_xy(signed_view(_part(img, z)), self.angles[k], self.turn_mode, *cut).view(img.dtype)
 
     def take_window(self, img, window: Sequence[tuple[int, int]]) -> torch.Tensor:
         """``self.take(img)`` restricted to ``window`` (one (lo, hi) per spatial axis), copying only that
@@ -474,7 +479,7 @@ class _Pass:
     def gathers(self, key) -> bool:
         """``key`` is read by one nearest gather straight from its array."""
         img, src = self.data[key], self.source[key]
-        plain = not self.jobs[key] and not isinstance(src, Patched)
+        plain = not self.jobs[key] and not isinstance(src, Patched) and self.smap[key].turn_mode == "nearest"
         return (
             plain
             and not self.identity
@@ -547,6 +552,11 @@ class _Pass:
         return crop(d, done=self.keys) if cropped else d  # other array keys get the plain centre crop
 
 
+def _wide_unsigned(img) -> bool:
+    """uint16 / uint32 / uint64 data: interpolating it needs a wider signed copy (``unsigned_as_signed``)."""
+    return as_torch(img).dtype in (torch.uint16, torch.uint32, torch.uint64)
+
+
 def _resample_window(window: torch.Tensor, z, yx, identity: bool, mode: str) -> torch.Tensor:
     """A window from :meth:`_Pass.window` resampled at its points (the crop: just cut)."""
     if identity:
@@ -599,18 +609,22 @@ def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass 
         mode_of = dict(zip(t.keys, t.mode, strict=True))
         for key in keys:
             turned = parts is not None and parts[3] is not None
+            turn_mode = t.key_mode(key, d[key], mode_of[key]) if turned else "nearest"
             if parts is None and params is None:
                 pending[key].append((t, params, in_shape))
-            elif parts is None or (
-                turned
-                and (smap[key].sources is not None or t.key_mode(key, d[key], mode_of[key]) != "nearest")
-            ):  # no map for this key (an interpolated turn, or after other maps): apply it here
+            elif (
+                parts is None
+                or (
+                    turned
+                    and (smap[key].sources is not None or (turn_mode != "nearest" and _wide_unsigned(d[key])))
+                )
+            ):  # no map for this key (a turn after other maps, or interpolating wide unsigned ints): apply it here
                 given = source[key].whole() if isinstance(source[key], Patched) else d[key]
                 img = _record(like_input(smap[key].take(given), d[key]), pending[key])
                 d[key] = source[key] = t.apply_key(img, params, t.key_mode(key, img, mode_of[key]))
                 smap[key], pending[key] = SectionMap(), []
             else:
-                smap[key] = smap[key].then(*parts)
+                smap[key] = smap[key].then(*parts, turn_mode=turn_mode)
                 pending[key].append((t, params, in_shape))
 
     start = crop.window(keys[0], (0, *shape)) if step.cropped else (0,) * len(shape)

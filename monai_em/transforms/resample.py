@@ -230,20 +230,28 @@ def rotation_points(angle: float, spatial_shape, yx: torch.Tensor) -> torch.Tens
     return torch.stack((cy + c * dy - s * dx, cx + s * dy + c * dx), -1)
 
 
-def rotate_xy(x: torch.Tensor, angle: float, mode: str) -> torch.Tensor:
-    """Rotate ``x`` (..., Y, X) by ``angle`` degrees about the yx centre, zero fill.
+def rotate_xy(
+    x: torch.Tensor,
+    angle: float,
+    mode: str,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Rotate ``x`` (..., Y, X) by ``angle`` degrees about the yx centre, zero fill; with ``rows`` /
+    ``cols`` ((lo, hi) each) only that part of the output (the same numbers, computed there only).
 
     ``nearest`` takes the source pixel rounded half to even and gathers it in the input dtype
     (label ids are never converted to float); anything else is bilinear, computed in float and
     cast back to the input dtype.
     """
-    if angle == 0:
-        return x.clone()
     height, width = x.shape[-2:]
+    (r0, r1), (c0, c1) = rows or (0, height), cols or (0, width)
+    if angle == 0:
+        return x[..., r0:r1, c0:c1].clone()
     cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     cy, cx = (height - 1) / 2, (width - 1) / 2
-    dy = torch.arange(height, dtype=torch.float32, device=x.device).sub_(cy)[:, None]
-    dx = torch.arange(width, dtype=torch.float32, device=x.device).sub_(cx)[None, :]
+    dy = torch.arange(r0, r1, dtype=torch.float32, device=x.device).sub_(cy)[:, None]
+    dx = torch.arange(c0, c1, dtype=torch.float32, device=x.device).sub_(cx)[None, :]
     # the map of rotation_points, summed in another order: float32 rounding differs by an ulp, and
     # copy-paste / mis-alignment outputs (nearest ties included) are pinned to this order
     yx = torch.stack((dy * cos - dx * sin + cy, dy * sin + dx * cos + cx), -1)

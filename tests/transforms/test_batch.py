@@ -11,7 +11,7 @@ from monai.transforms import RandSpatialCropSamplesd
 from monai_em.transforms.compose import EMAugmentor, default_em_transforms
 from monai_em.transforms.fusion import Patched, plan, run_plan_batch
 from monai_em.transforms.intensity import RandCutBlur, RandCutNoise, paste_patches
-from monai_em.transforms.resample import resample, sample_windows
+from monai_em.transforms.resample import resample, rotate_xy, sample_windows
 from monai_em.transforms.sections import RandMotionBlur
 
 TARGETS = {"image": "img", "label": "mask", "valid_mask": "mask"}
@@ -143,3 +143,15 @@ def test_batch_on_cuda_equals_the_cpu_batch():
             torch.testing.assert_close(on_gpu[key].cpu(), on_cpu[key], atol=1e-5, rtol=0)
         else:
             assert torch.equal(on_gpu[key].cpu(), on_cpu[key])
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_rotate_xy_computes_any_part_of_its_output(mode):
+    """rotate_xy with rows / cols == the same rows / cols of the whole rotation, bit for bit (the pass
+    rotates only the window a mis-aligned section is read at)."""
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.random((2, 37, 41), dtype=np.float32))
+    for angle in (0.0, 7.5, -23.0):
+        whole = rotate_xy(x, angle, mode)
+        part = rotate_xy(x, angle, mode, (5, 30), (0, 17))
+        assert torch.equal(part, whole[:, 5:30, 0:17])

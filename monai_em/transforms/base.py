@@ -76,7 +76,8 @@ POINTS = "points"
 #: then cut at ``origins[k]`` (y, x) to ``size``
 SECTIONS = "sections"
 #: a pointwise image operation ``apply_window(window, params, mode, start, section)`` on any window
-#: (``start``: its first (z,) y, x in the whole image; ``section(z)``: the whole image's section z)
+#: (``start``: its first (z,) y, x in the whole image; ``section(z)``: the whole image's section z); it may
+#: write into ``window`` (the caller's own copy) and returns the result
 WINDOW = "window"
 #: as WINDOW, but reading whole sections of its own input (first of a window group only)
 SECTION_WINDOW = "section_window"

@@ -44,7 +44,16 @@ from .base import (
     spatial_shape_of,
 )
 from .intensity import paste_patches
-from .resample import check_img, identity_points, read_window, resample_tensor, rotate_xy, sample_windows
+from .resample import (
+    check_img,
+    identity_points,
+    read_window,
+    resample_tensor,
+    rotate_xy,
+    rotate_xy_map,
+    sample_canvas,
+    sample_sections,
+)
 
 __all__ = ["FusedStep", "Patched", "SectionMap", "plan", "run_plan", "run_plan_batch"]
 
@@ -215,9 +224,11 @@ def _read_batch(passes: Sequence[_Pass], key, size, caches: Sequence[dict], whol
             mask = torch.stack([blank if m is None else m for m in masks])
             out.view(batch, channels, depth_out, -1).masked_fill_(mask, 0)
         return out.view(whole.dtype).view(batch, channels, depth_out, height, width)
-    if all(p.canvassed(key) for p in passes):
-        windows, zs, yxs = zip(*(p.window(key) for p in passes), strict=True)
-        return sample_windows(windows, zs, yxs, passes[0].canvas)
+    if (
+        all(p.canvassed(key) for p in passes)
+        and len({p.box(key)[0][1] - p.box(key)[0][0] for p in passes}) == 1
+    ):
+        return _sample_passes(passes, key)
     outs = [p.read(key, size, c) for p, c in zip(passes, caches, strict=True)]
     return torch.stack([signed_view(as_torch(o)) for o in outs]).view(as_torch(outs[0]).dtype)
 
@@ -294,17 +305,52 @@ class SectionMap:
         cut = (y + rows[0], y + rows[1]), (x + cols[0], x + cols[1])
         return rotate_xy(signed_view(_part(img, z)), self.angles[k], self.turn_mode, *cut).view(img.dtype)
 
-    def take_window(self, img, window: Sequence[tuple[int, int]]) -> torch.Tensor:
-        """``self.take(img)`` restricted to ``window`` (one (lo, hi) per spatial axis), copying only that
-        part; ``img`` a tensor or :class:`Patched`."""
+    def take_window(
+        self, img, window: Sequence[tuple[int, int]], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """A copy of ``self.take(img)`` restricted to ``window`` (one (lo, hi) per spatial axis), copying
+        only that part; ``img`` a tensor or :class:`Patched`; written into ``out`` when given (C, *window
+        size, any strides; its dtype converts). Runs of consecutive sections with one cut and one turn are
+        read (and turned) together."""
         img = img if isinstance(img, Patched) else as_torch(img)
+        if out is None:
+            out = torch.empty(
+                (img.shape[0], *(hi - lo for lo, hi in window)), dtype=img.dtype, device=img.device
+            )
         if len(window) == 2:  # 2D: no section map
-            return _part(img, None, *window)
-        if self.sources is None and not isinstance(img, Patched):
-            return as_torch(img)[(slice(None), *(slice(lo, hi) for lo, hi in window))]
+            return _copy_into(out, _part(img, None, *window))
         (z0, z1), rows, cols = window
-        parts = [signed_view(self.section(img, k, rows, cols)) for k in range(z0, z1)]
-        return torch.stack(parts, 1).view(img.dtype)
+        if self.sources is None:
+            return _copy_into(out, _region(img, (z0, z1), rows, cols))
+        k, maps = z0, {}
+        while k < z1:  # one run: sources z.., one origin, one angle
+            n = 1
+            while k + n < z1 and self._continues(k, n):
+                n += 1
+            (y, x), first = self.origins[k], self.sources[k]
+            cut = (y + rows[0], y + rows[1]), (x + cols[0], x + cols[1])
+            angle = None if self.angles is None else self.angles[k]
+            if not angle:  # None (not turned) or 0 (rotate_xy copies)
+                part = _region(img, (first, first + n), *cut)
+            else:  # rotate_xy(whole sections)[cut], one map per angle and cut
+                whole = signed_view(_region(img, (first, first + n)))
+                if (angle, cut) not in maps:
+                    maps[angle, cut] = rotate_xy_map(
+                        whole.shape[-2:], angle, self.turn_mode, *cut, whole.device
+                    )
+                part = sample_sections(whole, maps[angle, cut], self.turn_mode).view(img.dtype)
+            _copy_into(out[:, k - z0 : k - z0 + n], part)
+            k += n
+        return out
+
+    def _continues(self, k: int, n: int) -> bool:
+        """Section ``k + n`` extends the run of ``n`` sections from ``k`` (next source, same cut and turn)."""
+        same_turn = self.angles is None or self.angles[k + n] == self.angles[k]
+        return (
+            self.sources[k + n] == self.sources[k] + n
+            and self.origins[k + n] == self.origins[k]
+            and same_turn
+        )
 
     def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict) -> torch.Tensor:
         """``resample(self.take(img), z, yx, "nearest")`` read straight from ``img`` (no frame copy), as a
@@ -381,7 +427,7 @@ class Patched:
 
     def __init__(self, img):
         self.t = as_torch(img)
-        self.shape, self.dtype = tuple(self.t.shape), self.t.dtype
+        self.shape, self.dtype, self.device = tuple(self.t.shape), self.t.dtype, self.t.device
         self.patches: list[tuple[tuple[tuple[int, int], ...], torch.Tensor]] = []
 
     def read(self, box: Sequence[tuple[int, int]]) -> torch.Tensor:
@@ -404,6 +450,26 @@ class Patched:
     def whole(self) -> torch.Tensor:
         """The whole image with every patch written (one copy)."""
         return paste_patches(self.t, self.patches)
+
+
+def _region(
+    img, zs: tuple[int, int], rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
+):
+    """Sections ``zs`` (lo, hi) of ``img`` (C, Z, Y, X; tensor or :class:`Patched`), cut to ``rows`` x ``cols``."""
+    h, w = img.shape[-2:]
+    rows, cols = rows or (0, h), cols or (0, w)
+    if isinstance(img, Patched):
+        return img.read((zs, rows, cols))
+    return as_torch(img)[:, zs[0] : zs[1], rows[0] : rows[1], cols[0] : cols[1]]
+
+
+def _copy_into(out: torch.Tensor, part: torch.Tensor) -> torch.Tensor:
+    """``out`` with ``part`` copied in (the same shape; uint16/32/64 copied as their signed bits)."""
+    if out.dtype == part.dtype:
+        signed_view(out).copy_(signed_view(part))
+    else:
+        out.copy_(part)
+    return out
 
 
 def _part(img, z: int | None, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None):
@@ -502,8 +568,7 @@ class _Pass:
         """``key``'s output as a plain tensor (``size``: the crop's, or None)."""
         smap, z, yx = self.smap[key], self.z, self.yx
         if self.canvassed(key):
-            window, zw, yxw = self.window(key)
-            return sample_windows([window], [zw], [yxw], self.canvas)[0]
+            return _sample_passes([self], key)[0]
         if self.windowed(key):
             return _resample_window(*self.window(key), self.identity, self.mode[key])
         if self.gathers(key):
@@ -516,30 +581,41 @@ class _Pass:
             return resample_tensor(t, z, yx, self.mode[key])
         return t
 
-    def window(self, key):
-        """``(window, z, yx)``: the part of ``key``'s mapped frame that the points read, its jobs applied,
-        and the points in it (``z`` None for 2D): resampling it equals resampling the whole frame with the
-        jobs applied first, as a bilinear or nearest sample only reads the pixels around it (zero outside
-        the input stays zero)."""
-        img, smap, z, yx = self.source[key], self.smap[key], self.z, self.yx
-        img = img if isinstance(img, Patched) else as_torch(img)
-        frame = smap.frame_shape(img)
+    def box(self, key) -> tuple[tuple[int, int], ...]:
+        """The part of ``key``'s mapped frame that the points read: (lo, hi) per spatial axis."""
+        frame = self.smap[key].frame_shape(self.source[key])
         three = len(frame) == 3
-        if z is not None and three:
-            zi = torch.floor(z + 0.5).long()
+        if self.z is not None and three:
+            zi = torch.floor(self.z + 0.5).long()
             z0, z1 = max(int(zi.min()), 0), min(int(zi.max()) + 1, frame[0])
         else:
             z0, z1 = 0, 1
-        (r0, r1), (c0, c1) = read_window(yx, frame[-2:])
+        (r0, r1), (c0, c1) = read_window(self.yx, frame[-2:])
         if r0 >= r1 or c0 >= c1 or z0 >= z1:  # nothing inside is read: any window will do
             z0, r0, c0 = 0, 0, 0
             z1, r1, c1 = (frame[0] if three else 1), frame[-2], frame[-1]
-        window = smap.take_window(img, ((z0, z1), (r0, r1), (c0, c1)) if three else ((r0, r1), (c0, c1)))
-        start = (z0, r0, c0) if three else (r0, c0)
-        section = (lambda k: smap.section(img, k)) if three else (lambda k: _part(img, None))
+        return ((z0, z1), (r0, r1), (c0, c1)) if three else ((r0, r1), (c0, c1))
+
+    def fill(self, key, box, out: torch.Tensor | None = None) -> torch.Tensor:
+        """A copy of ``box`` of ``key``'s mapped frame (written into ``out`` when given) with its jobs
+        applied: resampling it equals resampling the whole frame with the jobs applied first, as a
+        bilinear or nearest sample only reads the pixels around it (zero outside the input stays zero)."""
+        img, smap = self.source[key], self.smap[key]
+        img = img if isinstance(img, Patched) else as_torch(img)
+        window = smap.take_window(img, box, out)
+        start = tuple(lo for lo, _ in box)
+        section = (lambda k: smap.section(img, k)) if len(box) == 3 else (lambda k: _part(img, None))
         for job, params in self.jobs[key]:
             window = as_torch(job.transform.apply_window(window, params, "bilinear", start, section))
-        return window, None if z is None or not three else z - z0, yx - torch.tensor([r0, c0], dtype=yx.dtype)
+        return window
+
+    def window(self, key):
+        """``(window, z, yx)``: :meth:`fill` of :meth:`box`, and the points in it (``z`` None for 2D)."""
+        box = self.box(key)
+        three = len(box) == 3
+        shift = torch.tensor([box[-2][0], box[-1][0]], dtype=self.yx.dtype)
+        z = None if self.z is None or not three else self.z - box[0][0]
+        return self.fill(key, box), z, self.yx - shift
 
     def finish(self, outs: Mapping[Hashable, torch.Tensor], crop: Any, cropped: bool) -> dict:
         """The sample with ``outs`` (plain tensors) as its keys' outputs, each recorded as if run one by one."""
@@ -550,6 +626,30 @@ class _Pass:
             out = like_input(outs[key], img)
             d[key] = _track(out, img, calls, crop, self.start, self.shape, cropped, records)
         return crop(d, done=self.keys) if cropped else d  # other array keys get the plain centre crop
+
+
+def _sample_passes(passes: Sequence[_Pass], key) -> torch.Tensor:
+    """``key`` of every pass by one bilinear :func:`~monai_em.transforms.resample.sample_canvas`: each
+    window is copied (a float image: its jobs applied in place) into its slot of one canvas of the
+    step's input size (Y, X); (B, C, Zo, Yo, Xo). The windows must have one depth."""
+    boxes = [p.box(key) for p in passes]
+    first = passes[0]
+    dtype, channels = as_torch(first.data[key]).dtype, first.data[key].shape[0]
+    work = torch.float64 if dtype == torch.float64 else torch.float32
+    depth = boxes[0][0][1] - boxes[0][0][0]
+    device = as_torch(first.data[key]).device
+    canvas = torch.empty((len(passes), channels, depth, *first.canvas), dtype=work, device=device)
+    extents, zs, yxs = [], [], []
+    for b, (p, box) in enumerate(zip(passes, boxes, strict=True)):
+        (z0, _), (r0, r1), (c0, c1) = box
+        slot = canvas[b, :, :, : r1 - r0, : c1 - c0]
+        window = p.fill(key, box, slot if dtype == work else None)
+        if window.data_ptr() != slot.data_ptr() or window.stride() != slot.stride():
+            _copy_into(slot, window)
+        extents.append((r1 - r0, c1 - c0))
+        zs.append(p.z - z0)
+        yxs.append(p.yx - torch.tensor([r0, c0], dtype=p.yx.dtype))
+    return sample_canvas(canvas, extents, zs, yxs, dtype)
 
 
 def _wide_unsigned(img) -> bool:

@@ -150,17 +150,20 @@ class RandGrayscale(RandEMTransform):
         return WINDOW
 
     def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], section=None):
-        """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x): pointwise,
-        so only the per-section draws need the window's first section."""
+        """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x), as a plain
+        tensor: pointwise, so only the per-section draws need the window's first section. Writes into
+        ``img`` (a float window the caller owns) and returns it; other dtypes get a new tensor."""
         if len(params.factors) > 1:
             params = dataclasses.replace(params, factors=params.factors[start[0] : start[0] + img.shape[1]])
-        return self.apply(img, params, mode)
+        return self._apply(as_torch(img), params, in_place=True)
 
     def apply(self, img, params: GrayscaleParams, mode: str):
-        x = as_torch(img)
+        return like_input(self._apply(as_torch(img), params, in_place=False), img)
+
+    def _apply(self, x: torch.Tensor, params: GrayscaleParams, in_place: bool) -> torch.Tensor:
         x4 = _as_4d(x)
         if x.dtype.is_floating_point:
-            y, scale = torch.empty_like(x4), None
+            y, scale = x4 if in_place else torch.empty_like(x4), None
         elif x.dtype == torch.bool:
             raise TypeError("intensity augmentations need an image, got a bool tensor (a mask?)")
         else:
@@ -174,8 +177,7 @@ class RandGrayscale(RandEMTransform):
             part.add_((r1 - 0.5) * params.brightness).clamp_(0, 1).pow_(2.0 ** (2 * r2 - 1))
         if params.invert:
             y.neg_().add_(1)
-        out = _from_unit(y, x.dtype, scale)
-        return like_input(out.reshape(x.shape), img)
+        return _from_unit(y, x.dtype, scale).reshape(x.shape)
 
 
 class RandGrayscaled(RandEMDictTransform):

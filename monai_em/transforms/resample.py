@@ -27,9 +27,11 @@ __all__ = [
     "resample",
     "resample_tensor",
     "rotate_xy",
+    "rotate_xy_map",
     "rotation_points",
     "sample_linear",
     "sample_nearest",
+    "sample_canvas",
     "sample_sections",
     "sample_windows",
     "section_indices",
@@ -121,29 +123,43 @@ def section_indices(z: torch.Tensor, depth: int) -> list[int]:
     return zi
 
 
-def sample_windows(windows, zs, yxs, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear samples of ``B`` windows at once: window ``b`` (C, Zw, h, w) read at sections ``zs[b]``
-    (Zo,) and positions ``yxs[b]`` (Yo, Xo, 2) in it, zero outside it, as one ``grid_sample``.
-
-    Each window sits at the corner of a (Zo, *size) canvas, ``size`` (Y, X) at least every window's, and
-    only the canvas pixels a sample can touch beyond a window are zeroed: the numbers depend on ``size``
-    and the window's own data only, so a sample alone and in a batch (with the same ``size``) give the
-    same output. Returns (B, C, Zo, Yo, Xo) in the windows' dtype, on their device."""
-    first = windows[0]
-    channels, depth_out, (height, width) = first.shape[0], len(zs[0]), tuple(size)
-    work = torch.float64 if first.dtype == torch.float64 else torch.float32
-    canvas = torch.empty((len(windows), channels, depth_out, height, width), dtype=work, device=first.device)
-    for b, (window, z, yx) in enumerate(zip(windows, zs, yxs, strict=True)):
-        h, w = window.shape[-2:]
-        for k, src in enumerate(section_indices(z, window.shape[1])):
-            canvas[b, :, k, :h, :w] = window[:, src]
+def sample_canvas(canvas: torch.Tensor, extents, zs, yxs, dtype: torch.dtype) -> torch.Tensor:
+    """Bilinear samples of ``B`` windows at once, as one ``grid_sample``: window ``b`` fills the corner
+    ``[:h, :w]`` of ``canvas[b]`` (B, C, Zw, Y, X) float (``extents[b]`` = (h, w); the rest may hold
+    anything) and is read at its sections ``zs[b]`` (Zo,) and positions ``yxs[b]`` (Yo, Xo, 2), zero
+    outside it. Only the canvas pixels a sample can touch beyond a window are zeroed; the numbers depend
+    on the canvas size and the window's data only, so a sample alone and in a batch (one canvas size)
+    give the same output. Returns (B, C, Zo, Yo, Xo) in ``dtype``, on the canvas' device."""
+    batch, channels, depth, height, width = canvas.shape
+    for b, ((h, w), yx) in enumerate(zip(extents, yxs, strict=True)):
         rows = min(int(torch.floor(yx[..., 0].max())) + 2, height)  # what the samples can touch
         cols = min(int(torch.floor(yx[..., 1].max())) + 2, width)
         canvas[b, :, :, h:rows, :cols] = 0
         canvas[b, :, :, : min(h, rows), w:cols] = 0
-    grid = torch.stack([yx.to(first.device) for yx in yxs])
-    out = sample_linear(canvas.view(len(windows), channels * depth_out, height, width), grid)
-    return cast_back(out, first.dtype).view(len(windows), channels, depth_out, *grid.shape[1:3])
+    grid = torch.stack([yx.to(canvas.device) for yx in yxs])
+    out = sample_linear(canvas.view(batch, channels * depth, height, width), grid)
+    out = cast_back(out, dtype).view(batch, channels, depth, *grid.shape[1:3])
+    picks = [section_indices(z, depth) for z in zs]
+    if all(p == list(range(depth)) for p in picks):
+        return out
+    parts = []
+    for sample, pick in zip(signed_view(out), picks, strict=True):
+        if pick == list(range(depth - 1, -1, -1)):
+            parts.append(torch.flip(sample, (1,)))
+        else:
+            parts.append(sample.index_select(1, torch.tensor(pick, device=canvas.device)))
+    return torch.stack(parts).view(dtype)
+
+
+def sample_windows(windows, zs, yxs, size: Sequence[int]) -> torch.Tensor:
+    """:func:`sample_canvas` of ``B`` windows (C, Zw, h, w) (one Zw), each copied into the corner of a
+    (Zw, *size) canvas slot, ``size`` (Y, X) at least every window's."""
+    first = windows[0]
+    work = torch.float64 if first.dtype == torch.float64 else torch.float32
+    canvas = torch.empty((len(windows), *first.shape[:2], *size), dtype=work, device=first.device)
+    for b, window in enumerate(windows):
+        canvas[b, :, :, : window.shape[-2], : window.shape[-1]] = window
+    return sample_canvas(canvas, [tuple(w.shape[-2:]) for w in windows], zs, yxs, first.dtype)
 
 
 def sample_nearest(x3: torch.Tensor, yx: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
@@ -248,14 +264,29 @@ def rotate_xy(
     (r0, r1), (c0, c1) = rows or (0, height), cols or (0, width)
     if angle == 0:
         return x[..., r0:r1, c0:c1].clone()
+    return sample_sections(x, rotate_xy_map(x.shape[-2:], angle, mode, rows, cols, x.device), mode)
+
+
+def rotate_xy_map(
+    shape: Sequence[int],
+    angle: float,
+    mode: str,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+    device=None,
+) -> torch.Tensor:
+    """The (rows, cols, 2) source positions :func:`rotate_xy` reads for a (Y, X) ``shape`` (rounded for
+    ``nearest``), for sharing between calls on sections of one shape."""
+    height, width = shape
+    (r0, r1), (c0, c1) = rows or (0, height), cols or (0, width)
     cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     cy, cx = (height - 1) / 2, (width - 1) / 2
-    dy = torch.arange(r0, r1, dtype=torch.float32, device=x.device).sub_(cy)[:, None]
-    dx = torch.arange(c0, c1, dtype=torch.float32, device=x.device).sub_(cx)[None, :]
+    dy = torch.arange(r0, r1, dtype=torch.float32, device=device).sub_(cy)[:, None]
+    dx = torch.arange(c0, c1, dtype=torch.float32, device=device).sub_(cx)[None, :]
     # the map of rotation_points, summed in another order: float32 rounding differs by an ulp, and
     # copy-paste / mis-alignment outputs (nearest ties included) are pinned to this order
     yx = torch.stack((dy * cos - dx * sin + cy, dy * sin + dx * cos + cx), -1)
-    return sample_sections(x, yx.round_() if mode == "nearest" else yx, mode)
+    return yx.round_() if mode == "nearest" else yx
 
 
 def point_map_affine(source_points, params, spatial_shape: Sequence[int]) -> np.ndarray:

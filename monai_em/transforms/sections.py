@@ -385,15 +385,17 @@ class RandMissingParts(RandEMTransform):
     def apply(self, img, params: MissingPartsParams, mode: str):
         t = as_torch(img)
         t4 = t if t.ndim == 4 else t.unsqueeze(1)
-        return self.apply_window(img, params, mode, (0,) * (t.ndim - 1), lambda z: t4[:, z])
+        out = self.apply_window(t.clone(), params, mode, (0,) * (t.ndim - 1), lambda z: t4[:, z])
+        return like_input(out, img)
 
     def apply_window(self, img, params: MissingPartsParams, mode: str, start: tuple[int, ...], section):
         """:meth:`apply` on the window ``img`` of a larger image that begins at ``start`` ((z,) y, x);
         ``section(z)`` gives that image's section z ``(C, Y, X)`` (2D: z = 0, the image). The bands are
         placed and the section means taken in the whole section, so the window of ``apply(image)``
-        equals ``apply_window(window)``."""
+        equals ``apply_window(window)``. Writes into ``img`` (a window the caller owns) and returns it
+        as a plain tensor."""
         x = as_torch(img)
-        out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
+        out = x if x.ndim == 4 else x.unsqueeze(1)
         z0, y0, x0 = start if len(start) == 3 else (0, *start)
         depth, height, width = out.shape[1:]
         for z, vertical, begin, end in params.lines:
@@ -415,7 +417,7 @@ class RandMissingParts(RandEMTransform):
             part = hit[..., c0 - b0 : c1 - b0] if vertical else hit[..., c0 - b0 : c1 - b0, :].mT
             for c in range(part.shape[0]):
                 _fill(part[c], band, fill[c])
-        return like_input(out if x.ndim == 4 else out[:, 0], img)
+        return x
 
 
 class RandMissingPartsd(RandEMDictTransform):

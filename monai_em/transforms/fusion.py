@@ -149,7 +149,11 @@ def _run_member(step: Any, data: Any, compose: Any) -> Any:
 
 
 def run_plan_batch(
-    steps: Sequence[Any], batch: Mapping[Hashable, torch.Tensor], crop: Any, compose: Any
+    steps: Sequence[Any],
+    batch: Mapping[Hashable, torch.Tensor],
+    crop: Any,
+    compose: Any,
+    one_kernel: bool | None = None,
 ) -> tuple[list[dict], dict]:
     """:func:`run_plan` on every sample of ``batch`` (key -> (B, C, *spatial) tensors), each fused step read
     for the whole batch at once: one gather per nearest key over the batch tensor, one ``grid_sample`` per
@@ -158,7 +162,8 @@ def run_plan_batch(
     Each member is called once per sample, in sample order, and draws from its own RNG (the augmentor seeds
     its members apart, as MONAI's ``Compose`` does), so sample b gets the draws of the b-th per-sample call.
     Returns the samples and, per key, the (B, C, ...) tensor that holds every sample's output when the
-    last step was a batched read (else nothing for that key).
+    last step was a batched read (else nothing for that key). ``one_kernel``: read each key by one kernel
+    over the batch (default: on a GPU only; see :func:`_read_batch`).
 
     Raises:
         ValueError: when a member returns several samples for one (``RandSpatialCropSamplesd``).
@@ -187,7 +192,7 @@ def run_plan_batch(
             whole = stacked.get(key)
             if whole is not None and any(p.data.get(key) is not views[key][b] for b, p in enumerate(passes)):
                 whole = None  # some sample's array is no longer its view of the batch tensor
-            outs[key] = _read_batch(passes, key, size, caches, whole)
+            outs[key] = _read_batch(passes, key, size, caches, whole, one_kernel)
         samples = []
         for b, p in enumerate(passes):
             d = p.data
@@ -204,9 +209,26 @@ def _read_one(p: _Pass, step: FusedStep, crop: Any) -> dict:
     return p.finish({key: p.read(key, size, cache) for key in p.keys}, crop, step.cropped)
 
 
-def _read_batch(passes: Sequence[_Pass], key, size, caches: Sequence[dict], whole) -> torch.Tensor:
+def _read_batch(
+    passes: Sequence[_Pass], key, size, caches: Sequence[dict], whole, one_kernel: bool | None = None
+) -> torch.Tensor:
     """``key`` of every pass, read at once where possible: (B, C, *output) (``whole``: the (B, C, ...)
-    batch tensor that the passes' arrays are views of, or None)."""
+    batch tensor that the passes' arrays are views of, or None). ``one_kernel`` (default: on a GPU, where
+    one kernel beats many): one ``gather`` per nearest key over the batch and one ``grid_sample`` per image
+    key; otherwise (the CPU) each sample is read while its data is in cache, into the batch output (the
+    same numbers: both kernels compute every output voxel on its own)."""
+    if one_kernel is None:
+        one_kernel = as_torch(passes[0].data[key]).device.type != "cpu"
+    if all(p.gathers(key) for p in passes) and not one_kernel:
+        first = passes[0]
+        dtype, channels = as_torch(first.data[key]).dtype, first.data[key].shape[0]
+        device = as_torch(first.data[key]).device
+        out = torch.empty(
+            (len(passes), channels, len(first.z), *first.yx.shape[:2]), dtype=dtype, device=device
+        )
+        for b, (p, c) in enumerate(zip(passes, caches, strict=True)):
+            p.smap[key].sample_nearest(p.data[key], p.z, p.yx, c, out=out[b])
+        return out
     if whole is not None and all(p.gathers(key) for p in passes):
         flats, masks = zip(
             *(
@@ -224,6 +246,8 @@ def _read_batch(passes: Sequence[_Pass], key, size, caches: Sequence[dict], whol
             mask = torch.stack([blank if m is None else m for m in masks])
             out.view(batch, channels, depth_out, -1).masked_fill_(mask, 0)
         return out.view(whole.dtype).view(batch, channels, depth_out, height, width)
+    if all(p.canvassed(key) for p in passes) and not one_kernel:
+        return torch.stack([_sample_passes([p], key)[0] for p in passes])
     if (
         all(p.canvassed(key) for p in passes)
         and len({p.box(key)[0][1] - p.box(key)[0][0] for p in passes}) == 1
@@ -352,9 +376,11 @@ class SectionMap:
             and same_turn
         )
 
-    def sample_nearest(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict) -> torch.Tensor:
+    def sample_nearest(
+        self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``resample(self.take(img), z, yx, "nearest")`` read straight from ``img`` (no frame copy), as a
-        plain tensor.
+        plain tensor (written into ``out``, (C, Zo, Yo, Xo) contiguous, when given).
 
         ``img`` (C, Z, Y, X); ``z`` (Zo,) sections of the mapped frame; ``yx`` (Yo, Xo, 2) positions in
         it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once). One
@@ -364,7 +390,8 @@ class SectionMap:
         channels = t.shape[0]
         reads, outside = self._reads(t, z, yx, cache)
         src = signed_view(t).reshape(channels, -1)
-        out = src.new_empty((channels, len(reads), yx.shape[0] * yx.shape[1]))
+        shape = (channels, len(reads), yx.shape[0] * yx.shape[1])
+        out = src.new_empty(shape) if out is None else signed_view(out).view(shape)
         for k, (offset, index) in enumerate(reads):
             for c in range(channels):
                 torch.index_select(src[c, offset:], 0, index, out=out[c, k])

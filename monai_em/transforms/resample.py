@@ -142,13 +142,12 @@ def sample_canvas(canvas: torch.Tensor, extents, zs, yxs, dtype: torch.dtype) ->
     picks = [section_indices(z, depth) for z in zs]
     if all(p == list(range(depth)) for p in picks):
         return out
-    parts = []
-    for sample, pick in zip(signed_view(out), picks, strict=True):
-        if pick == list(range(depth - 1, -1, -1)):
-            parts.append(torch.flip(sample, (1,)))
-        else:
-            parts.append(sample.index_select(1, torch.tensor(pick, device=canvas.device)))
-    return torch.stack(parts).view(dtype)
+    if batch == 1 and picks[0] == list(range(depth - 1, -1, -1)):
+        return torch.flip(signed_view(out), (2,)).view(dtype)
+    chosen = signed_view(out).new_empty((batch, channels, len(picks[0]), *grid.shape[1:3]))
+    for b, pick in enumerate(picks):
+        torch.index_select(signed_view(out)[b], 1, torch.tensor(pick, device=canvas.device), out=chosen[b])
+    return chosen.view(dtype)
 
 
 def sample_windows(windows, zs, yxs, size: Sequence[int]) -> torch.Tensor:

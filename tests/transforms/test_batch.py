@@ -69,6 +69,19 @@ def test_batched_read_covers_every_key_of_the_default_pipeline():
         assert all(samples[b][key].data_ptr() == stacked[key][b].data_ptr() for b in range(3))
 
 
+def test_one_kernel_over_the_batch_equals_the_per_sample_reads():
+    """The GPU's nearest read (one gather over the (B, C, Z, Y, X) batch tensor) == the CPU's (each
+    sample's reads into the batch output), on CPU tensors, for every key and every forced member."""
+    aug = EMAugmentor(_members(True), (4, 28, 28))
+    batch = {k: torch.stack([_sample(aug.sample_size, b)[k] for b in range(4)]) for k in TARGETS}
+    outs = {}
+    for one in (True, False):
+        aug.set_random_state(7)
+        outs[one] = run_plan_batch(plan(aug.transforms, aug.crop), batch, aug.crop, aug, one_kernel=one)[1]
+    for key in TARGETS:
+        assert torch.equal(outs[True][key], outs[False][key]), key
+
+
 def test_batch_with_a_multi_sample_member_names_it():
     aug = EMAugmentor.from_targets((4, 28, 28), TARGETS)
     crop = RandSpatialCropSamplesd(list(TARGETS), roi_size=aug.sample_size, num_samples=2, random_size=False)

@@ -9,7 +9,8 @@ import torch
 from monai.transforms import RandSpatialCropSamplesd
 
 from monai_em.transforms.compose import EMAugmentor, default_em_transforms
-from monai_em.transforms.fusion import Patched, plan, run_plan_batch
+from monai_em.transforms.frames import Patched
+from monai_em.transforms.fusion import plan, run_plan_batch
 from monai_em.transforms.intensity import RandCutBlur, RandCutNoise, paste_patches
 from monai_em.transforms.resample import resample, rotate_xy, sample_windows
 from monai_em.transforms.sections import RandMotionBlur

@@ -156,7 +156,7 @@ def test_batch_path_on_cuda_keeps_the_device_and_the_per_sample_draws():
 def test_section_map_reads_what_the_section_transforms_write(rotate):
     """A composed mis-alignment + missing-section map: its frame equals the two transforms applied in
     turn, and its one gather equals resampling that frame (points partly outside it)."""
-    from monai_em.transforms.fusion import SectionMap
+    from monai_em.transforms.frames import SectionMap
     from monai_em.transforms.resample import resample
     from monai_em.transforms.sections import (
         MisAlignmentParams,

@@ -172,9 +172,9 @@ class EMAugmentor(Compose):
     (:func:`plan_sample_size`). A call runs ``transforms`` in list order, centre-crops every key to
     ``input_size`` (margin ``(size - input_size) // 2``) and optionally smooths label edges. With
     ``fuse=True`` the members run as planned by :mod:`~monai_em.transforms.fusion` from what each
-    declares (``contribution()``): section maps (mis-alignment, missing sections), window
-    operations (missing parts, grayscale) and point maps (elastic, flip/transpose, rescale,
-    rotate) before the crop become ONE pass that reads each key once, inside the final crop:
+    declares (``contribution()``): patches (cut noise, cut blur, motion blur), section maps
+    (mis-alignment, missing sections), window operations (missing parts, grayscale) and point maps
+    (elastic, flip/transpose, rescale, rotate) before the crop become ONE pass that reads each key once, inside the final crop:
     same draws, same geometry, far less work (images are interpolated once instead of once per
     transform; a shrinking rescale in the pass is plain bilinear instead of anti-aliased); other
     members run through MONAI's ``apply_transform``. ``set_random_state`` reaches every inner transform

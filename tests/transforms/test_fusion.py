@@ -191,3 +191,18 @@ def test_a_section_member_without_allow_missing_keys_still_raises_in_the_pass():
     del data["valid_mask"]
     with pytest.raises(KeyError, match="valid_mask"):
         aug(data)
+
+
+def test_a_patch_member_without_allow_missing_keys_still_raises_in_the_pass():
+    ts = default_em_transforms(TARGETS)
+    for t in ts:
+        t.allow_missing_keys = type(t).__name__ != "RandCutNoised"  # only cut noise insists on the image
+    for fuse, error, match in (
+        (True, KeyError, "image` of transform `RandCutNoised"),
+        (False, RuntimeError, "RandCutNoised"),
+    ):
+        aug = EMAugmentor(ts, (4, 28, 28), fuse=fuse)
+        data = _data(aug.sample_size, 0)
+        del data["image"]
+        with pytest.raises(error, match=match):  # one by one, MONAI's apply_transform wraps the KeyError
+            aug.set_random_state(0)(data)

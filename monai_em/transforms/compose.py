@@ -174,8 +174,8 @@ class EMAugmentor(Compose):
     ``fuse=True`` the members run as planned by :mod:`~monai_em.transforms.fusion` from what each
     declares (``contribution()``): patches (cut noise, cut blur, motion blur), section maps
     (mis-alignment, missing sections), window operations (missing parts, grayscale) and point maps
-    (elastic, flip/transpose, rescale, rotate) before the crop become ONE pass that reads each key once, inside the final crop:
-    same draws, same geometry, far less work (images are interpolated once instead of once per
+    (elastic, flip/transpose, rescale, rotate) before the crop become ONE pass that reads each key
+    once, inside the final crop: same draws, same geometry, far less work (images are interpolated once instead of once per
     transform; a shrinking rescale in the pass is plain bilinear instead of anti-aliased); other
     members run through MONAI's ``apply_transform``. ``set_random_state`` reaches every inner transform
     (MONAI ``Compose`` reseeds each member), so DataLoader workers draw differently.
@@ -283,12 +283,13 @@ class EMAugmentor(Compose):
         ``batch`` maps keys to ``(B, C, *sample_size)`` tensors (a DataLoader batch of crops moved to
         the device, so the workers only crop); other entries (metadata lists, ...) pass through.
         Sample ``b`` gets the draws of the ``b``-th per-sample call from the same RNG state, so a
-        seeded run matches calling the augmentor on each sample in turn (labels and masks bit for bit,
-        images to float rounding). Returns those keys as plain ``(B, C, *input_size)`` tensors on the
+        seeded run matches calling the augmentor on each sample in turn (bit for bit on one device).
+        Returns those keys as plain ``(B, C, *input_size)`` tensors on the
         batch's device, dtypes kept (a MetaTensor batch's metadata is not carried: call per sample to
         track it). With ``fuse=True`` every member draws per sample and the fused pass reads the
-        whole batch at once (:func:`~monai_em.transforms.fusion.run_plan_batch`: one gather per label or
-        mask key, one ``grid_sample`` per image key); ``fuse=False`` calls the augmentor per sample.
+        whole batch (:func:`~monai_em.transforms.fusion.run_plan_batch`: on a GPU one gather per label
+        or mask key and one ``grid_sample`` per image key; on the CPU each sample in turn, into the
+        batch output); ``fuse=False`` calls the augmentor per sample.
 
         Raises:
             ValueError: naming the keys when none is a batch of the right rank or their batch sizes differ.

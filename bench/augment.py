@@ -7,8 +7,11 @@ default pipeline built by ``EMAugmentor.from_targets`` (one pass, ``fuse=True``,
 reference that runs every member one by one, ``fuse=False``), a plain copy of the same data, each
 transform alone (prob 1), and MONAI built-ins doing the comparable geometric job; with ``--loader``,
 samples/s of a MONAI ``DataLoader`` running the one-pass augmentor in 1 and 2 worker processes
-(one torch thread each); with ``--batch``, ms per sample of ``EMAugmentor.augment_batch`` on
-collated batches on ``--device``.
+(one torch thread each); with ``--batch``, ms per sample and samples/s of ``EMAugmentor.augment_batch``
+on collated batches already on ``--device`` (every sample its own draws; one gather per label/mask key
+and one ``grid_sample`` per image key for the whole batch). On a GPU::
+
+    python -m bench.augment --samples 64 --pipeline-only --batch 4 16 --device cuda
 """
 
 from __future__ import annotations
@@ -125,6 +128,8 @@ def main(argv=None) -> dict:
     for size_b in args.batch:
         batch = {k: v[None].expand(size_b, *v.shape).contiguous().to(args.device) for k, v in data.items()}
         fused.set_random_state(0)
+        fused.augment_batch(batch)  # warm-up (CUDA context, kernels)
+        sync()
         ms = _time(lambda batch=batch: (fused.augment_batch(batch), sync()), max(args.samples // size_b, 2))
         results[f"augment_batch, batch {size_b}, {args.device} (per sample)"] = ms / size_b
     loader = {}
@@ -154,7 +159,8 @@ def main(argv=None) -> dict:
 def _report(results: dict[str, float], loader: dict[int, float]) -> dict[str, float]:
     copy = results["memory copy"]
     for name, ms in results.items():
-        print(f"{name:45s} {ms:9.2f} ms/sample   {ms / copy:7.1f}x copy")
+        rate = f"   {1000 / ms:7.1f} samples/s" if name.startswith("augment_batch") else ""
+        print(f"{name:45s} {ms:9.2f} ms/sample   {ms / copy:7.1f}x copy{rate}")
     speedup = results["pipeline, one by one (fuse=False)"] / results["pipeline, one pass (fuse=True)"]
     print(f"{'one pass vs one by one (same run)':45s} {speedup:9.2f}x")
     for workers, rate in loader.items():

@@ -44,6 +44,7 @@ from ..roles import ROLES, resolve_roles
 from .tensors import as_output, as_torch, cast_back, like_input, signed_view, unsigned_as_signed
 
 __all__ = [
+    "PATCHES",
     "POINTS",
     "SECTIONS",
     "SECTION_WINDOW",
@@ -80,10 +81,14 @@ POINTS = "points"
 #: then cut at ``origins[k]`` (y, x) to ``size``
 SECTIONS = "sections"
 #: a pointwise image operation ``apply_window(window, params, mode, start, section)`` on any window
-#: (``start``: its first (z,) y, x in the whole image; ``section(z)``: the whole image's section z)
+#: (``start``: its first (z,) y, x in the whole image; ``section(z)``: the whole image's section z); it may
+#: write into ``window`` (the caller's own copy) and returns the result
 WINDOW = "window"
 #: as WINDOW, but reading whole sections of its own input (first of a window group only)
 SECTION_WINDOW = "section_window"
+#: an image operation that rewrites only boxes: ``patches(params, shape, read) -> [(box, values)]``, each
+#: ``box`` ((z0, z1), (y0, y1), (x0, x1)) with its new ``values`` (C, dz, dy, dx); ``read(box)`` gives its input there
+PATCHES = "patches"
 
 
 @dataclass(frozen=True)
@@ -243,7 +248,8 @@ class RandEMTransform(_LastDraw, RandomizableTransform):
 
     def contribution(self) -> str | None:
         """What this transform can contribute to a fused pass: :data:`POINTS`, :data:`SECTIONS`,
-        :data:`WINDOW`, :data:`SECTION_WINDOW`, or ``None`` (it runs on its own, as in ``Compose``)."""
+        :data:`WINDOW`, :data:`SECTION_WINDOW`, :data:`PATCHES`, or ``None`` (it runs on its own, as in
+        ``Compose``)."""
         return None
 
     def output_shape(self, params: Any, spatial_shape: tuple[int, ...]) -> tuple[int, ...]:

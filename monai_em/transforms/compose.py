@@ -24,7 +24,7 @@ from .base import (
     translation,
     undo_crop,
 )
-from .fusion import plan, run_plan
+from .fusion import plan, run_plan, run_plan_batch
 from .presets import default_em_transforms
 from .tensors import as_torch, like_input, signed_view
 
@@ -165,10 +165,10 @@ class EMAugmentor(Compose):
     (:func:`plan_sample_size`). A call runs ``transforms`` in list order, centre-crops every key to
     ``input_size`` (margin ``(size - input_size) // 2``) and optionally smooths label edges. With
     ``fuse=True`` the members run as planned by :mod:`~monai_em.transforms.fusion` from what each
-    declares (``contribution()``): section maps (mis-alignment, missing sections), window
-    operations (missing parts, grayscale) and point maps (elastic, flip/transpose, rescale,
-    rotate) before the crop become ONE pass that reads each key once, inside the final crop:
-    same draws, same geometry, far less work (images are interpolated once instead of once per
+    declares (``contribution()``): patches (cut noise, cut blur, motion blur), section maps
+    (mis-alignment, missing sections), window operations (missing parts, grayscale) and point maps
+    (elastic, flip/transpose, rescale, rotate) before the crop become ONE pass that reads each key
+    once, inside the final crop: same draws, same geometry, far less work (images are interpolated once instead of once per
     transform; a shrinking rescale in the pass is plain bilinear instead of anti-aliased); other
     members run through MONAI's ``apply_transform``. ``set_random_state`` reaches every inner transform
     (MONAI ``Compose`` reseeds each member), so DataLoader workers draw differently.
@@ -279,10 +279,13 @@ class EMAugmentor(Compose):
         ``batch`` maps keys to ``(B, C, *sample_size)`` tensors (a DataLoader batch of crops moved to
         the device, so the workers only crop); other entries (metadata lists, ...) pass through.
         Sample ``b`` gets the draws of the ``b``-th per-sample call from the same RNG state, so a
-        seeded run matches calling the augmentor on each sample in turn. Returns those keys as plain
-        ``(B, C, *input_size)`` tensors on the batch's device, dtypes kept (a MetaTensor batch's
-        metadata is not carried: call per sample to track it). The samples run one after another
-        (every transform keeps the device; no kernel spans the batch).
+        seeded run matches calling the augmentor on each sample in turn (bit for bit on one device).
+        Returns those keys as plain ``(B, C, *input_size)`` tensors on the
+        batch's device, dtypes kept (a MetaTensor batch's metadata is not carried: call per sample to
+        track it). With ``fuse=True`` every member draws per sample and the fused pass reads the
+        whole batch (:func:`~monai_em.transforms.fusion.run_plan_batch`: on a GPU one gather per label
+        or mask key and one ``grid_sample`` per image key; on the CPU each sample in turn, into the
+        batch output); ``fuse=False`` calls the augmentor per sample.
 
         Raises:
             ValueError: naming the keys when none is a batch of the right rank or their batch sizes differ.
@@ -297,9 +300,18 @@ class EMAugmentor(Compose):
                 f"augment_batch needs keys holding (B, C, {', '.join('ZYX'[-len(self.input_size) :])}) arrays "
                 f"of one batch size B; got batch sizes {sizes} among keys {list(batch)}"
             )
-        outs = [self({k: v[b] for k, v in arrays.items()}) for b in range(next(iter(sizes.values())))]
         out = dict(batch)
+        if self.fuse:
+            tensors = {k: as_torch(v) for k, v in arrays.items()}
+            self.check_sample({k: v[0] for k, v in tensors.items()})
+            outs, stacked = run_plan_batch(plan(self.transforms, self.crop), tensors, self.crop, self)
+        else:
+            outs = [self({k: v[b] for k, v in arrays.items()}) for b in range(next(iter(sizes.values())))]
+            stacked = {}
         for key in arrays:
+            if key in stacked:
+                out[key] = stacked[key]
+                continue
             parts = [signed_view(as_torch(o[key])) for o in outs]
             out[key] = torch.stack(parts).view(as_torch(outs[0][key]).dtype)
         return out

@@ -16,6 +16,7 @@ from monai.config import KeysCollection
 
 from ..deprecation import renamed_arg, renamed_value
 from .base import (
+    PATCHES,
     WINDOW,
     RandEMDictTransform,
     RandEMTransform,
@@ -157,17 +158,20 @@ class RandGrayscale(RandEMTransform):
         return WINDOW
 
     def apply_window(self, img, params: GrayscaleParams, mode: str, start: tuple[int, ...], section=None):
-        """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x): pointwise,
-        so only the per-section draws need the window's first section."""
+        """:meth:`apply` on a window of a larger image that begins at ``start`` ((z,) y, x), as a plain
+        tensor: pointwise, so only the per-section draws need the window's first section. Writes into
+        ``img`` (a float window the caller owns) and returns it; other dtypes get a new tensor."""
         if len(params.factors) > 1:
             params = dataclasses.replace(params, factors=params.factors[start[0] : start[0] + img.shape[1]])
-        return self.apply(img, params, mode)
+        return self._apply(as_torch(img), params, in_place=True)
 
     def apply(self, img, params: GrayscaleParams, mode: str):
-        x = as_torch(img)
+        return like_input(self._apply(as_torch(img), params, in_place=False), img)
+
+    def _apply(self, x: torch.Tensor, params: GrayscaleParams, in_place: bool) -> torch.Tensor:
         x4 = _as_4d(x)
         if x.dtype.is_floating_point:
-            y, scale = torch.empty_like(x4), None
+            y, scale = x4 if in_place else torch.empty_like(x4), None
         elif x.dtype == torch.bool:
             raise TypeError("intensity augmentations need an image, got a bool tensor (a mask?)")
         else:
@@ -181,8 +185,7 @@ class RandGrayscale(RandEMTransform):
             part.add_((r1 - 0.5) * params.brightness).clamp_(0, 1).pow_(2.0 ** (2 * r2 - 1))
         if params.invert:
             y.neg_().add_(1)
-        out = _from_unit(y, x.dtype, scale)
-        return like_input(out.reshape(x.shape), img)
+        return _from_unit(y, x.dtype, scale).reshape(x.shape)
 
 
 class RandGrayscaled(RandEMDictTransform):
@@ -230,6 +233,22 @@ def _draw_box(R, shape3: tuple[int, int, int], length_ratio: float) -> Box:
 
 def _box_slices(box: Box) -> tuple[slice, ...]:
     return (slice(None), *(slice(a, b) for a, b in box))
+
+
+def paste_patches(img, patches) -> torch.Tensor:
+    """A copy of ``img`` (C, [Z,] Y, X) with each ``(box, values)`` of ``patches`` written in turn (the
+    whole-image ``apply`` of a :data:`~monai_em.transforms.base.PATCHES` transform)."""
+    x = as_torch(img)
+    out = _as_4d(x).clone()
+    for box, values in patches:
+        out[_box_slices(box)] = values
+    return out.reshape(x.shape)
+
+
+def _read_from(img):
+    """``read(box)`` of a whole image ``img`` (C, [Z,] Y, X): its 4D view there."""
+    x4 = _as_4d(as_torch(img))
+    return lambda box: x4[_box_slices(box)]
 
 
 @dataclass(frozen=True)
@@ -289,17 +308,20 @@ class RandCutBlur(RandEMTransform):
         rz = r if self.downsample_z and shape3[0] > 1 else 1.0
         return CutBlurParams(box, (rz, r, r))
 
-    def apply(self, img, params: CutBlurParams, mode: str):
-        x = as_torch(img)
-        out = _as_4d(x).clone()
-        where = _box_slices(params.box)
-        cut = out[where]
+    def contribution(self) -> str:
+        return PATCHES
+
+    def patches(self, params: CutBlurParams, spatial_shape, read) -> list:
+        """The cuboid, blurred: ``[(box, values)]`` from ``read(box)`` (see ``base.PATCHES``)."""
+        cut = read(params.box)
         work = cut if cut.dtype.is_floating_point else cut.float()
         small = tuple(max(1, int(s / f)) for s, f in zip(cut.shape[1:], params.factors, strict=True))
         low = F.interpolate(work.unsqueeze(0), size=small, mode="area")
         back = F.interpolate(low, size=tuple(cut.shape[1:]), mode="nearest-exact")[0]
-        out[where] = cast_back(back, x.dtype)
-        return like_input(out.reshape(x.shape), img)
+        return [(params.box, cast_back(back, cut.dtype))]
+
+    def apply(self, img, params: CutBlurParams, mode: str):
+        return like_input(paste_patches(img, self.patches(params, None, _read_from(img))), img)
 
 
 class RandCutBlurd(RandEMDictTransform):
@@ -366,16 +388,20 @@ class RandCutNoise(RandEMTransform):
         box = _draw_box(self.R, _spatial3(spatial_shape), self.length_ratio)
         return CutNoiseParams(box, self.scale, int(self.R.randint(0, 2**31 - 1)))
 
-    def apply(self, img, params: CutNoiseParams, mode: str):
-        x = as_torch(img)
-        out = _as_4d(x).clone()
-        where = _box_slices(params.box)
-        cut, scale = _to_unit(out[where])
+    def contribution(self) -> str:
+        return PATCHES
+
+    def patches(self, params: CutNoiseParams, spatial_shape, read) -> list:
+        """The cuboid with its noise: ``[(box, values)]`` from ``read(box)`` (see ``base.PATCHES``)."""
+        given = read(params.box)
+        cut, scale = _to_unit(given)
         gen = torch.Generator().manual_seed(params.seed)  # CPU: the same field on every device
-        noise = torch.rand(cut.shape, generator=gen, dtype=cut.dtype).to(x.device)
+        noise = torch.rand(cut.shape, generator=gen, dtype=cut.dtype).to(cut.device)
         cut = (cut + (noise * 2 - 1) * params.scale).clamp(0, 1)
-        out[where] = _from_unit(cut, x.dtype, scale)
-        return like_input(out.reshape(x.shape), img)
+        return [(params.box, _from_unit(cut, given.dtype, scale))]
+
+    def apply(self, img, params: CutNoiseParams, mode: str):
+        return like_input(paste_patches(img, self.patches(params, None, _read_from(img))), img)
 
 
 class RandCutNoised(RandEMDictTransform):

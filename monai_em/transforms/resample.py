@@ -25,11 +25,16 @@ __all__ = [
     "point_map_affine",
     "read_window",
     "resample",
+    "resample_tensor",
     "rotate_xy",
+    "rotate_xy_map",
     "rotation_points",
     "sample_linear",
     "sample_nearest",
+    "sample_canvas",
     "sample_sections",
+    "sample_windows",
+    "section_indices",
     "to_float",
 ]
 
@@ -65,14 +70,18 @@ def to_float(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
-def identity_points(spatial_shape: Sequence[int], device=None) -> tuple[torch.Tensor | None, torch.Tensor]:
+def identity_points(
+    spatial_shape: Sequence[int], device=None, start: Sequence[int] | None = None
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The identity point map of ``spatial_shape`` ((Z,) Y, X): ``(z, yx)`` with ``z`` (Z,) float
-    section positions (``None`` for 2D) and ``yx`` (Y, X, 2) pixel positions."""
+    section positions (``None`` for 2D) and ``yx`` (Y, X, 2) pixel positions; with ``start``, those of
+    a window of that shape beginning at ``start`` (the same values as slicing a larger map)."""
     *zs, h, w = spatial_shape
-    ys = torch.arange(h, dtype=torch.float32, device=device)
-    xs = torch.arange(w, dtype=torch.float32, device=device)
+    *z0, y0, x0 = start if start is not None else (0,) * len(spatial_shape)
+    ys = torch.arange(y0, y0 + h, dtype=torch.float32, device=device)
+    xs = torch.arange(x0, x0 + w, dtype=torch.float32, device=device)
     yx = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), -1)
-    z = torch.arange(zs[0], dtype=torch.float32, device=device) if zs else None
+    z = torch.arange(z0[0], z0[0] + zs[0], dtype=torch.float32, device=device) if zs else None
     return z, yx
 
 
@@ -89,14 +98,67 @@ def read_window(yx: torch.Tensor, size: Sequence[int]) -> tuple[tuple[int, int],
 
 
 def sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
-    """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside."""
+    """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside;
+    a batch: ``x4`` (B, N, H, W) and ``yx`` (B, Ho, Wo, 2) give (B, N, Ho, Wo)."""
     h, w = x4.shape[-2:]
     grid = torch.stack(
         (yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1
     )
-    return F.grid_sample(
-        x4, grid[None].to(x4.dtype), mode="bilinear", padding_mode="zeros", align_corners=True
-    )[0]
+    batched = yx.ndim == 4
+    out = F.grid_sample(
+        x4,
+        (grid if batched else grid[None]).to(x4.dtype),
+        mode="bilinear",
+        padding_mode="zeros",
+        align_corners=True,
+    )
+    return out if batched else out[0]
+
+
+def section_indices(z: torch.Tensor, depth: int) -> list[int]:
+    """Integer sections of a point map's ``z`` (rounded), or ValueError when one lies outside [0, depth)."""
+    zi = torch.floor(z + 0.5).long().tolist()
+    if zi and (min(zi) < 0 or max(zi) >= depth):
+        raise ValueError(f"section map reads sections {zi} outside [0, {depth})")
+    return zi
+
+
+def sample_canvas(canvas: torch.Tensor, extents, zs, yxs, dtype: torch.dtype) -> torch.Tensor:
+    """Bilinear samples of ``B`` windows at once, as one ``grid_sample``: window ``b`` fills the corner
+    ``[:h, :w]`` of ``canvas[b]`` (B, C, Zw, Y, X) float (``extents[b]`` = (h, w); the rest may hold
+    anything) and is read at its sections ``zs[b]`` (Zo,) and positions ``yxs[b]`` (Yo, Xo, 2), zero
+    outside it. Only the canvas pixels a sample can touch beyond a window are zeroed; the numbers depend
+    on the canvas size and the window's data only, so a sample alone and in a batch (one canvas size)
+    give the same output. Returns (B, C, Zo, Yo, Xo) in ``dtype``, on the canvas' device."""
+    batch, channels, depth, height, width = canvas.shape
+    for b, ((h, w), yx) in enumerate(zip(extents, yxs, strict=True)):
+        rows = min(int(torch.floor(yx[..., 0].max())) + 2, height)  # what the samples can touch
+        cols = min(int(torch.floor(yx[..., 1].max())) + 2, width)
+        canvas[b, :, :, h:rows, :cols] = 0
+        canvas[b, :, :, : min(h, rows), w:cols] = 0
+    grid = torch.stack([yx.to(canvas.device) for yx in yxs])
+    out = sample_linear(canvas.view(batch, channels * depth, height, width), grid)
+    out = cast_back(out, dtype).view(batch, channels, depth, *grid.shape[1:3])
+    picks = [section_indices(z, depth) for z in zs]
+    if all(p == list(range(depth)) for p in picks):
+        return out
+    if batch == 1 and picks[0] == list(range(depth - 1, -1, -1)):
+        return torch.flip(signed_view(out), (2,)).view(dtype)
+    chosen = signed_view(out).new_empty((batch, channels, len(picks[0]), *grid.shape[1:3]))
+    for b, pick in enumerate(picks):
+        torch.index_select(signed_view(out)[b], 1, torch.tensor(pick, device=canvas.device), out=chosen[b])
+    return chosen.view(dtype)
+
+
+def sample_windows(windows, zs, yxs, size: Sequence[int]) -> torch.Tensor:
+    """:func:`sample_canvas` of ``B`` windows (C, Zw, h, w) (one Zw), each copied into the corner of a
+    (Zw, *size) canvas slot, ``size`` (Y, X) at least every window's."""
+    first = windows[0]
+    work = torch.float64 if first.dtype == torch.float64 else torch.float32
+    canvas = torch.empty((len(windows), *first.shape[:2], *size), dtype=work, device=first.device)
+    for b, window in enumerate(windows):
+        canvas[b, :, :, : window.shape[-2], : window.shape[-1]] = window
+    return sample_canvas(canvas, [tuple(w.shape[-2:]) for w in windows], zs, yxs, first.dtype)
 
 
 def sample_nearest(x3: torch.Tensor, yx: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
@@ -146,7 +208,17 @@ def resample(
         cache: a dict to share between calls with the same ``yx`` (nearest indices are built once).
     """
     check_img(img)
-    t = as_torch(img)
+    return like_input(resample_tensor(as_torch(img), z, yx, mode, cache), img)
+
+
+def resample_tensor(
+    t: torch.Tensor,
+    z: torch.Tensor | None,
+    yx: torch.Tensor,
+    mode: str = "bilinear",
+    cache: dict | None = None,
+) -> torch.Tensor:
+    """:func:`resample` of a plain tensor ``t``, returning a plain tensor (no MONAI type conversion)."""
     yx = yx.to(t.device)
     if z is not None and t.ndim == 4:
         zi = torch.floor(z.to(t.device) + 0.5).long()
@@ -158,10 +230,10 @@ def resample(
             t = t[:, first : first + n]
         elif torch.equal(zi, first - step):  # a reversed run: sample the run, flip the (smaller) output
             out = sample_sections(t[:, first - n + 1 : first + 1], yx, check_mode(mode), cache)
-            return like_input(torch.flip(signed_view(out), (1,)).view(out.dtype), img)
+            return torch.flip(signed_view(out), (1,)).view(out.dtype)
         else:
             t = t.index_select(1, zi)
-    return like_input(sample_sections(t, yx, check_mode(mode), cache), img)
+    return sample_sections(t, yx, check_mode(mode), cache)
 
 
 def rotation_points(angle: float, spatial_shape, yx: torch.Tensor) -> torch.Tensor:
@@ -173,24 +245,47 @@ def rotation_points(angle: float, spatial_shape, yx: torch.Tensor) -> torch.Tens
     return torch.stack((cy + c * dy - s * dx, cx + s * dy + c * dx), -1)
 
 
-def rotate_xy(x: torch.Tensor, angle: float, mode: str) -> torch.Tensor:
-    """Rotate ``x`` (..., Y, X) by ``angle`` degrees about the yx centre, zero fill.
+def rotate_xy(
+    x: torch.Tensor,
+    angle: float,
+    mode: str,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Rotate ``x`` (..., Y, X) by ``angle`` degrees about the yx centre, zero fill; with ``rows`` /
+    ``cols`` ((lo, hi) each) only that part of the output (the same numbers, computed there only).
 
     ``nearest`` takes the source pixel rounded half to even and gathers it in the input dtype
     (label ids are never converted to float); anything else is bilinear, computed in float and
     cast back to the input dtype.
     """
-    if angle == 0:
-        return x.clone()
     height, width = x.shape[-2:]
+    (r0, r1), (c0, c1) = rows or (0, height), cols or (0, width)
+    if angle == 0:
+        return x[..., r0:r1, c0:c1].clone()
+    return sample_sections(x, rotate_xy_map(x.shape[-2:], angle, mode, rows, cols, x.device), mode)
+
+
+def rotate_xy_map(
+    shape: Sequence[int],
+    angle: float,
+    mode: str,
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
+    device=None,
+) -> torch.Tensor:
+    """The (rows, cols, 2) source positions :func:`rotate_xy` reads for a (Y, X) ``shape`` (rounded for
+    ``nearest``), for sharing between calls on sections of one shape."""
+    height, width = shape
+    (r0, r1), (c0, c1) = rows or (0, height), cols or (0, width)
     cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
     cy, cx = (height - 1) / 2, (width - 1) / 2
-    dy = torch.arange(height, dtype=torch.float32, device=x.device).sub_(cy)[:, None]
-    dx = torch.arange(width, dtype=torch.float32, device=x.device).sub_(cx)[None, :]
+    dy = torch.arange(r0, r1, dtype=torch.float32, device=device).sub_(cy)[:, None]
+    dx = torch.arange(c0, c1, dtype=torch.float32, device=device).sub_(cx)[None, :]
     # the map of rotation_points, summed in another order: float32 rounding differs by an ulp, and
     # copy-paste / mis-alignment outputs (nearest ties included) are pinned to this order
     yx = torch.stack((dy * cos - dx * sin + cy, dy * sin + dx * cos + cx), -1)
-    return sample_sections(x, yx.round_() if mode == "nearest" else yx, mode)
+    return yx.round_() if mode == "nearest" else yx
 
 
 def point_map_affine(source_points, params, spatial_shape: Sequence[int]) -> np.ndarray:

@@ -12,6 +12,7 @@ from monai.config import KeysCollection
 
 from ..data.volume import reflect_indices
 from .base import (
+    PATCHES,
     SECTION_WINDOW,
     SECTIONS,
     Margin,
@@ -21,6 +22,7 @@ from .base import (
     check_int,
     check_unit,
 )
+from .intensity import paste_patches
 from .resample import rotate_xy
 from .tensors import as_torch, cast_back, like_input, unsigned_as_signed
 
@@ -381,15 +383,17 @@ class RandMissingParts(RandEMTransform):
     def apply(self, img, params: MissingPartsParams, mode: str):
         t = as_torch(img)
         t4 = t if t.ndim == 4 else t.unsqueeze(1)
-        return self.apply_window(img, params, mode, (0,) * (t.ndim - 1), lambda z: t4[:, z])
+        out = self.apply_window(t.clone(), params, mode, (0,) * (t.ndim - 1), lambda z: t4[:, z])
+        return like_input(out, img)
 
     def apply_window(self, img, params: MissingPartsParams, mode: str, start: tuple[int, ...], section):
         """:meth:`apply` on the window ``img`` of a larger image that begins at ``start`` ((z,) y, x);
         ``section(z)`` gives that image's section z ``(C, Y, X)`` (2D: z = 0, the image). The bands are
         placed and the section means taken in the whole section, so the window of ``apply(image)``
-        equals ``apply_window(window)``."""
+        equals ``apply_window(window)``. Writes into ``img`` (a window the caller owns) and returns it
+        as a plain tensor."""
         x = as_torch(img)
-        out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
+        out = x if x.ndim == 4 else x.unsqueeze(1)
         z0, y0, x0 = start if len(start) == 3 else (0, *start)
         depth, height, width = out.shape[1:]
         for z, vertical, begin, end in params.lines:
@@ -411,7 +415,7 @@ class RandMissingParts(RandEMTransform):
             part = hit[..., c0 - b0 : c1 - b0] if vertical else hit[..., c0 - b0 : c1 - b0, :].mT
             for c in range(part.shape[0]):
                 _fill(part[c], band, fill[c])
-        return like_input(out if x.ndim == 4 else out[:, 0], img)
+        return x
 
 
 class RandMissingPartsd(RandEMDictTransform):
@@ -483,24 +487,36 @@ class RandMotionBlur(RandEMTransform):
         horizontal = bool(self.R.rand() < 0.5)
         return MotionBlurParams(tuple(sorted(int(z) for z in picked)), horizontal, self.kernel_size)
 
-    def apply(self, img, params: MotionBlurParams, mode: str):
-        x, back = unsigned_as_signed(as_torch(img), exact=False)
-        out = x.clone() if x.ndim == 4 else x.clone().unsqueeze(1)
+    def contribution(self) -> str:
+        return PATCHES
+
+    def patches(self, params: MotionBlurParams, spatial_shape, read) -> list:
+        """Each picked section, blurred: ``[(box, values)]`` from ``read(box)`` (see ``base.PATCHES``)."""
+        height, width = spatial_shape[-2:]
         k = params.kernel_size
         before = (
             k // 2
         )  # the kernel's anchor (cv2: its centre), so output x averages x-before .. x-before+k-1
-        sec = out[:, list(params.sections)]
-        work = sec if sec.dtype.is_floating_point else sec.float()
         dim = -1 if params.horizontal else -2
-        length = work.shape[dim]
-        padded = work.index_select(dim, _reflect_index(length, before, k - 1 - before, x.device))
-        # the box filter as a sum of k shifted views (several times faster than avg_pool1d on the CPU)
-        blurred = padded.narrow(dim, 0, length).clone()
-        for i in range(1, k):
-            blurred += padded.narrow(dim, i, length)
-        out[:, list(params.sections)] = cast_back(blurred.div_(k), x.dtype)
-        return like_input(back(out if x.ndim == 4 else out[:, 0]), img)
+        out = []
+        for z in params.sections:
+            box = ((z, z + 1), (0, height), (0, width))
+            sec, back = unsigned_as_signed(read(box), exact=False)
+            work = sec if sec.dtype.is_floating_point else sec.float()
+            length = work.shape[dim]
+            padded = work.index_select(dim, _reflect_index(length, before, k - 1 - before, sec.device))
+            # the box filter as a sum of k shifted views (several times faster than avg_pool1d on the CPU)
+            blurred = padded.narrow(dim, 0, length).clone()
+            for i in range(1, k):
+                blurred += padded.narrow(dim, i, length)
+            out.append((box, back(cast_back(blurred.div_(k), sec.dtype))))
+        return out
+
+    def apply(self, img, params: MotionBlurParams, mode: str):
+        x = as_torch(img)
+        x4 = x if x.ndim == 4 else x.unsqueeze(1)
+        patches = self.patches(params, x.shape[1:], lambda box: x4[:, box[0][0] : box[0][1]])
+        return like_input(paste_patches(x, patches), img)
 
 
 class RandMotionBlurd(RandEMDictTransform):

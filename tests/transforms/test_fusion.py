@@ -74,9 +74,10 @@ def test_plan_groups_declared_contributions():
     aug = EMAugmentor(default_em_transforms(TARGETS), (4, 28, 28))
     steps = plan(aug.transforms, aug.crop)
     names = [type(s).__name__ for s in steps]
-    assert names == ["RandCutNoised", "RandCutBlurd", "RandMotionBlurd", "FusedStep"]
+    assert names == ["FusedStep"]
     step = steps[-1]
     assert isinstance(step, FusedStep) and step.cropped
+    assert [type(t).__name__ for t in step.patched] == ["RandCutNoised", "RandCutBlurd", "RandMotionBlurd"]
     assert [type(t).__name__ for t in step.sections] == ["RandMisAlignmentd", "RandMissingSectiond"]
     assert [type(t).__name__ for t in step.windowed] == ["RandMissingPartsd", "RandGrayscaled"]
     assert len(step.points) == SPATIAL
@@ -155,7 +156,7 @@ def test_batch_path_on_cuda_keeps_the_device_and_the_per_sample_draws():
 def test_section_map_reads_what_the_section_transforms_write(rotate):
     """A composed mis-alignment + missing-section map: its frame equals the two transforms applied in
     turn, and its one gather equals resampling that frame (points partly outside it)."""
-    from monai_em.transforms.fusion import SectionMap
+    from monai_em.transforms.frames import SectionMap
     from monai_em.transforms.resample import resample
     from monai_em.transforms.sections import (
         MisAlignmentParams,
@@ -190,3 +191,18 @@ def test_a_section_member_without_allow_missing_keys_still_raises_in_the_pass():
     del data["valid_mask"]
     with pytest.raises(KeyError, match="valid_mask"):
         aug(data)
+
+
+def test_a_patch_member_without_allow_missing_keys_still_raises_in_the_pass():
+    ts = default_em_transforms(TARGETS)
+    for t in ts:
+        t.allow_missing_keys = type(t).__name__ != "RandCutNoised"  # only cut noise insists on the image
+    for fuse, error, match in (
+        (True, KeyError, "image` of transform `RandCutNoised"),
+        (False, RuntimeError, "RandCutNoised"),
+    ):
+        aug = EMAugmentor(ts, (4, 28, 28), fuse=fuse)
+        data = _data(aug.sample_size, 0)
+        del data["image"]
+        with pytest.raises(error, match=match):  # one by one, MONAI's apply_transform wraps the KeyError
+            aug.set_random_state(0)(data)

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from monai.config import KeysCollection
 
+from ..data.chunks import centre_start
+from ..data.volume import reflect_indices
 from .base import (
     POINTS,
     Margin,
@@ -121,7 +123,9 @@ class RandRescale(RandEMTransform):
         start, length = [], []
         for size, s in zip(spatial_shape[-2:], scales, strict=True):
             n = max(1, int(size / s))
-            start.append(int(self.R.randint(0, size - n + 1)) if n <= size else -((n - size) // 2))
+            start.append(
+                int(self.R.randint(0, size - n + 1)) if n <= size else -centre_start((n,), (size,))[0]
+            )
             length.append(n)
         return RescaleParams(tuple(start), tuple(length))
 
@@ -464,11 +468,7 @@ def _gaussian_matrix(size: int, sigma: float) -> torch.Tensor:
     mat = np.zeros((size, size), np.float64)
     rows = np.arange(size)
     for offset, tap in zip(range(-radius, radius + 1), taps, strict=True):
-        src = rows + offset
-        while (src < 0).any() or (src >= size).any():
-            src = np.where(src < 0, -src - 1, src)
-            src = np.where(src >= size, 2 * size - 1 - src, src)
-        np.add.at(mat, (rows, src), tap)
+        np.add.at(mat, (rows, reflect_indices(offset, offset + size, size, "symmetric")), tap)
     return torch.from_numpy(mat.astype(np.float32))
 
 

@@ -192,7 +192,7 @@ class EMAugmentor(Compose):
     Example:
         >>> aug = EMAugmentor.from_targets((8, 64, 64), {"image": "img", "label": "mask"})
         >>> aug.sample_size
-        (10, 132, 132)
+        (10, 130, 130)
     """
 
     def __init__(

@@ -90,7 +90,7 @@ class RandRescale(RandEMTransform):
     Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
 
     Example:
-        >>> t = RandRescale(prob=1.0); t.set_random_state(0)
+        >>> t = RandRescale(prob=1.0).set_random_state(0)
         >>> t(np.zeros((1, 4, 32, 32), np.float32)).shape
         torch.Size([1, 4, 32, 32])
     """
@@ -226,7 +226,7 @@ class RandFlipTranspose(RandEMTransform):
     Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
 
     Example:
-        >>> t = RandFlipTranspose(); t.set_random_state(0)
+        >>> t = RandFlipTranspose().set_random_state(0)
         >>> t(np.arange(8.0).reshape(1, 2, 2, 2)).shape
         torch.Size([1, 2, 2, 2])
     """
@@ -349,7 +349,7 @@ class RandRotateXY(RandEMTransform):
     Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
 
     Example:
-        >>> t = RandRotateXY(rot90=False); t.set_random_state(0)
+        >>> t = RandRotateXY(rot90=False).set_random_state(0)
         >>> t(np.ones((1, 2, 16, 24), np.float32)).shape
         torch.Size([1, 2, 16, 24])
     """
@@ -529,7 +529,7 @@ class RandSectionElastic(RandEMTransform):
     Shapes: ``(C, Z, Y, X)`` or ``(C, Y, X)`` in and out.
 
     Example:
-        >>> t = RandSectionElastic(prob=1.0); t.set_random_state(0)
+        >>> t = RandSectionElastic(prob=1.0).set_random_state(0)
         >>> t(np.ones((1, 2, 32, 32), np.float32)).shape
         torch.Size([1, 2, 32, 32])
     """

@@ -101,9 +101,9 @@ def sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside;
     a batch: ``x4`` (B, N, H, W) and ``yx`` (B, Ho, Wo, 2) give (B, N, Ho, Wo)."""
     h, w = x4.shape[-2:]
-    grid = torch.stack(
-        (yx[..., 1] * (2.0 / max(w - 1, 1)) - 1.0, yx[..., 0] * (2.0 / max(h - 1, 1)) - 1.0), -1
-    )
+    grid = torch.empty(yx.shape, dtype=yx.dtype, device=yx.device)  # (x, y) in [-1, 1], no stack copy
+    torch.mul(yx[..., 1], 2.0 / max(w - 1, 1), out=grid[..., 0]).sub_(1.0)
+    torch.mul(yx[..., 0], 2.0 / max(h - 1, 1), out=grid[..., 1]).sub_(1.0)
     batched = yx.ndim == 4
     out = F.grid_sample(
         x4,

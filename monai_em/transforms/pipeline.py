@@ -6,6 +6,7 @@ The README example, the PyTC builder (:func:`~monai_em.config.build_train_transf
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -70,7 +71,8 @@ def train_transform(
         roles: the keys, as a list named by role or ``{key: role or PyTC target type}``
             (:func:`~monai_em.roles.resolve_roles`).
         augment: False: no augmentation (PyTC's ``AUGMENTOR.ENABLED: False``), only the centre crop.
-        transforms: augmentations replacing PyTC's default list.
+        transforms: augmentations replacing PyTC's default list (``presets`` and ``disabled`` are then
+            ignored, with a warning).
         presets: :func:`~monai_em.transforms.presets.default_em_transforms` switches (``enabled``,
             ``disabled``, ``skip``, ``copy_paste``, per-name overrides), e.g. from a PyTC file.
         disabled: augmentation names switched off on top of ``presets``.
@@ -92,6 +94,13 @@ def train_transform(
         if not augment:
             transforms = []
         if transforms is not None:
+            if augment and (presets or disabled):
+                warnings.warn(
+                    f"train_transform: transforms= replaces PyTC's default list, so presets={dict(presets or {})} "
+                    f"and disabled={list(disabled)} are ignored",
+                    UserWarning,
+                    stacklevel=2,
+                )
             augmentor = EMAugmentor(list(transforms), input_size, smooth_labels, labels, fuse=fuse)
         else:
             options = dict(presets or {})

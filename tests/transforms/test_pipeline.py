@@ -136,7 +136,10 @@ def test_switches_augment_transforms_do_2d_and_intensity_max():
     assert out["image"].shape == (1, 24, 24) and out["label"].shape == (1, 24, 24)  # squeezed to (C, Y, X)
     assert out["image"].dtype == np.float32 and 0.0 <= out["image"].min() and out["image"].max() <= 1.0
     assert isinstance(none.transforms[-1], SqueezeDimd)
-    own = train_transform((4, 24, 24), ["image", "label"], transforms=[], presets={"disabled": ["rotate"]})
+    with pytest.warns(UserWarning, match="presets=.*disabled.*are ignored"):
+        own = train_transform(
+            (4, 24, 24), ["image", "label"], transforms=[], presets={"disabled": ["rotate"]}
+        )
     assert own.augmentor.augmentations == []
     presets = train_transform(
         (4, 24, 24), ["image", "label"], presets={"disabled": ["rotate"]}, disabled=["flip"]

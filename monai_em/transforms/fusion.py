@@ -172,7 +172,9 @@ def run_plan_batch(
             continue
         views = {k: [d.get(k) for d in samples] for k in stacked}
         passes = [_prepare(step, d, crop) for d in samples]
-        if not all(isinstance(p, _Pass) for p in passes):
+        if not all(isinstance(p, _Pass) for p in passes) or len({p.layout() for p in passes}) > 1:
+            # a step done on some samples, or samples whose draws (missing sections, mis-alignment) or
+            # earlier members left them with different shapes: each sample is read on its own
             samples, stacked = [p if isinstance(p, dict) else _read_one(p, step, crop) for p in passes], {}
             continue
         caches: list[dict] = [{} for _ in passes]
@@ -306,6 +308,11 @@ class _Pass:
     yx: torch.Tensor  # (Yo, Xo, 2) output pixels' sources
     identity: bool  # no point map moved anything
     canvas: tuple  # (Y, X) of the step's input: interpolated windows are sampled in a canvas of that size
+
+    def layout(self) -> tuple:
+        """The keys, their input shapes and the output shape: passes with one layout are read as a batch."""
+        shapes = tuple((key, tuple(self.data[key].shape)) for key in self.keys)
+        return shapes, self.canvas, None if self.z is None else len(self.z), tuple(self.yx.shape)
 
     def gathers(self, key) -> bool:
         """``key`` is read by one nearest gather straight from its array."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from monai.transforms import RandSpatialCropSamplesd
+from monai.transforms import Lambdad, RandSpatialCropSamplesd
 
 from monai_em.transforms.compose import EMAugmentor, default_em_transforms
 from monai_em.transforms.frames import Patched
@@ -81,6 +81,29 @@ def test_one_kernel_over_the_batch_equals_the_per_sample_reads():
         outs[one] = run_plan_batch(plan(aug.transforms, aug.crop), batch, aug.crop, aug, one_kernel=one)[1]
     for key in TARGETS:
         assert torch.equal(outs[True][key], outs[False][key]), key
+
+
+def test_batch_with_a_member_between_the_point_maps_equals_per_sample_calls():
+    """A MONAI member between the point maps leaves a fused step without the crop, whose output is each
+    sample's own shape (missing sections and mis-alignment drawn per sample): the batch still equals the
+    per-sample calls."""
+    depths = []
+    seen = Lambdad("image", lambda x: depths.append(x.shape[1]) or x)
+    members = default_em_transforms(TARGETS)
+    aug = EMAugmentor(
+        [*members[:-2], seen, *members[-2:]], (4, 28, 28)
+    )  # elastic + flip: a step without the crop
+    samples = [_sample(aug.sample_size, b) for b in range(4)]
+    batch = {k: torch.stack([s[k] for s in samples]) for k in TARGETS}
+    for seed in range(3):
+        out = aug.set_random_state(seed).augment_batch(batch)
+        aug.set_random_state(seed)
+        expected = [aug(s) for s in samples]
+        for key in TARGETS:
+            for b in range(4):
+                want = torch.as_tensor(expected[b][key]).as_subclass(torch.Tensor)
+                assert torch.equal(out[key][b], want), f"seed {seed} sample {b} {key}"
+    assert len(set(depths)) > 1  # the samples reached the member with different shapes
 
 
 def test_batch_with_a_multi_sample_member_names_it():

@@ -147,7 +147,7 @@ def run_plan_batch(
 ) -> tuple[list[dict], dict]:
     """:func:`run_plan` on every sample of ``batch`` (key -> (B, C, *spatial) tensors), each fused step read
     for the whole batch at once: one gather per nearest key over the batch tensor, one ``grid_sample`` per
-    interpolated key (:func:`~monai_em.transforms.resample.sample_windows`).
+    interpolated key (:func:`~monai_em.transforms.resample.sample_canvas`).
 
     Each member is called once per sample, in sample order, and draws from its own RNG (the augmentor seeds
     its members apart, as MONAI's ``Compose`` does), so sample b gets the draws of the b-th per-sample call.
@@ -332,7 +332,7 @@ class _Pass:
         return bool(self.jobs[key]) or isinstance(self.source[key], Patched) or interpolated
 
     def canvassed(self, key) -> bool:
-        """``key`` is read by a bilinear sample of its window in the canvas (:func:`sample_windows`)."""
+        """``key`` is read by a bilinear sample of its window in the canvas (:func:`sample_canvas`)."""
         three = self.z is not None and self.data[key].ndim == 4
         return self.windowed(key) and three and not self.identity and self.mode[key] == "bilinear"
 

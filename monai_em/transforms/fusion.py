@@ -437,6 +437,16 @@ def _resample_window(window: torch.Tensor, z, yx, identity: bool, mode: str) -> 
     return resample_tensor(window, z, yx, mode)
 
 
+def _draw(t: RandEMDictTransform, shape: tuple[int, ...]):
+    """``t.sample(shape)``; an error keeps its type and gets a note naming ``t`` (one by one, MONAI's
+    ``apply_transform`` names it)."""
+    try:
+        return t.sample(shape)
+    except Exception as e:
+        e.add_note(f"raised by {type(t).__name__} (keys {list(t.keys)}) drawing in EMAugmentor's fused pass")
+        raise
+
+
 def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass | dict:
     """Every draw of ``step`` on one sample (in list order, as running the members one by one) and the
     maps they make; a dict when none of the step's keys is in ``data`` (the step is done)."""
@@ -451,20 +461,20 @@ def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass 
     patches = []
     for t in step.patched:
         if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
-            params = t.sample(shape)
+            params = _draw(t, shape)
             patches += [(t, params)] if params is not None else []
     sections = []
     for t in step.sections:
         list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
-        params = t.sample(shape)
+        params = _draw(t, shape)
         sections.append((t, params, shape))
         shape = shape if params is None else t.transform.output_shape(params, shape)
     live = []
     for t in step.windowed:
         if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
-            params = t.sample(shape)
+            params = _draw(t, shape)
             live += [(t, params)] if params is not None else []
-    drawn = [t.sample(shape) for t in step.points]
+    drawn = [_draw(t, shape) for t in step.points]
 
     # per key: what it is read from (patched keys: the boxes each patch member rewrites, computed from
     # the image with the earlier ones written), the composed section map and the calls to record

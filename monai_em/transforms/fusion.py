@@ -454,8 +454,8 @@ def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass 
     head = step.points[0]
     keys = [k for k in head.keys if k in d]
     if not keys:
-        if not head.allow_missing_keys:
-            list(head.key_iterator(d))  # MONAI's missing-key error
+        for t in (*step.patched, *step.sections, *step.windowed, *step.points):
+            list(t.key_iterator(d))  # MONAI's missing-key error, unless allowed, as one by one
         return crop(d) if step.cropped else d
     shape = shape_in = spatial_shape_of(d, keys)
     patches = []
@@ -474,7 +474,10 @@ def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass 
         if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
             params = _draw(t, shape)
             live += [(t, params)] if params is not None else []
-    drawn = [_draw(t, shape) for t in step.points]
+    drawn = []
+    for t in step.points:
+        list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
+        drawn.append(_draw(t, shape))
 
     # per key: what it is read from (patched keys: the boxes each patch member rewrites, computed from
     # the image with the earlier ones written), the composed section map and the calls to record

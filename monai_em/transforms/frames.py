@@ -264,9 +264,6 @@ def section_part(
     img, z: int | None, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
 ):
     """Section ``z`` ``(C, Y, X)`` of ``img`` (a 2D image: ``z`` None), cut to ``rows`` x ``cols``."""
-    h, w = img.shape[-2:]
-    rows, cols = rows or (0, h), cols or (0, w)
-    if isinstance(img, Patched):
-        return img.read(((0, 1) if z is None else (z, z + 1), rows, cols))[:, 0]
-    t = as_torch(img)
-    return (t if z is None else t[:, z])[:, rows[0] : rows[1], cols[0] : cols[1]]
+    if z is None and not isinstance(img, Patched):  # a Patched 2D image reads as one section
+        img = as_torch(img).unsqueeze(1)
+    return _region(img, (0, 1) if z is None else (z, z + 1), rows, cols)[:, 0]

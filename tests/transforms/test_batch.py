@@ -166,6 +166,21 @@ def test_canvas_sampler_equals_resample_of_each_window():
         sample_windows(windows[:1], [torch.tensor([7.0])], yxs[:1], (64, 64))
 
 
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_resample_reads_runs_reversed_runs_and_picks_of_sections(mode):
+    """resample's section choice (a run: a view; a reversed run: sampled then flipped; else picked)
+    == resampling each output section on its own; a section outside the input is named."""
+    img = torch.from_numpy(np.random.default_rng(0).random((2, 5, 9, 8), dtype=np.float32))
+    yx = torch.from_numpy(np.random.default_rng(1).uniform(-1, 9, (6, 7, 2)).astype(np.float32))
+    for picks in ([1, 2, 3], [4, 3, 2, 1], [0, 4, 4, 2]):
+        out = resample(img, torch.tensor(picks, dtype=torch.float32), yx, mode)
+        for k, z in enumerate(picks):
+            want = resample(img[:, z : z + 1], torch.tensor([0.0]), yx, mode)[:, 0]
+            assert torch.equal(torch.as_tensor(out)[:, k], torch.as_tensor(want)), (picks, k)
+    with pytest.raises(ValueError, match=r"sections \[0, 5\] outside \[0, 5\)"):
+        resample(img, torch.tensor([0.0, 5.0]), yx, mode)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (no GPU on this machine)")
 def test_batch_on_cuda_equals_the_cpu_batch():
     """The batched path on the GPU: every transform keeps the device; labels and masks equal the CPU

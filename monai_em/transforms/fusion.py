@@ -152,8 +152,10 @@ def run_plan_batch(
     Each member is called once per sample, in sample order, and draws from its own RNG (the augmentor seeds
     its members apart, as MONAI's ``Compose`` does), so sample b gets the draws of the b-th per-sample call.
     Returns the samples and, per key, the (B, C, ...) tensor that holds every sample's output when the
-    last step was a batched read (else nothing for that key). ``one_kernel``: read each key by one kernel
-    over the batch (default: on a GPU only; see :func:`_read_batch`).
+    last step was a batched read (else nothing for that key). A step is read sample by sample when its
+    samples differ in shape (:meth:`_Pass.layout`: a step without the crop, after per-sample section
+    draws). ``one_kernel``: read each key by one kernel over the batch (default: on a GPU only; see
+    :func:`_read_batch`).
 
     Raises:
         ValueError: when a member returns several samples for one (``RandSpatialCropSamplesd``).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .intensity import paste_patches
-from .resample import rotate_xy, rotate_xy_map, sample_sections
+from .resample import rotate_xy, rotate_xy_map, sample_sections, section_indices
 from .tensors import as_torch, signed_view
 
 __all__ = ["Patched", "SectionMap", "copy_into", "section_part"]
@@ -185,14 +185,11 @@ class SectionMap:
         sources = tuple(range(depth)) if identity else self.sources
         origins = ((0, 0),) * depth if identity else self.origins
         h, w = (height, width) if identity else self.size
-        zi = torch.floor(z + 0.5).long()
-        if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= len(sources)):
-            raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {len(sources)})")
+        zs = section_indices(z, len(sources))
         iy = torch.floor(yx[..., 0] + 0.5).long()
         ix = torch.floor(yx[..., 1] + 0.5).long()
         outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
         flat = (iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)).reshape(-1)
-        zs = zi.tolist()
         reads = [(sources[k] * (height * width) + origins[k][0] * width + origins[k][1], flat) for k in zs]
         turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
         turned = [(n, a) for n, a in turned if a is not None]
@@ -267,9 +264,6 @@ def section_part(
     img, z: int | None, rows: tuple[int, int] | None = None, cols: tuple[int, int] | None = None
 ):
     """Section ``z`` ``(C, Y, X)`` of ``img`` (a 2D image: ``z`` None), cut to ``rows`` x ``cols``."""
-    h, w = img.shape[-2:]
-    rows, cols = rows or (0, h), cols or (0, w)
-    if isinstance(img, Patched):
-        return img.read(((0, 1) if z is None else (z, z + 1), rows, cols))[:, 0]
-    t = as_torch(img)
-    return (t if z is None else t[:, z])[:, rows[0] : rows[1], cols[0] : cols[1]]
+    if z is None and not isinstance(img, Patched):  # a Patched 2D image reads as one section
+        img = as_torch(img).unsqueeze(1)
+    return _region(img, (0, 1) if z is None else (z, z + 1), rows, cols)[:, 0]

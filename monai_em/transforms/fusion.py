@@ -147,13 +147,15 @@ def run_plan_batch(
 ) -> tuple[list[dict], dict]:
     """:func:`run_plan` on every sample of ``batch`` (key -> (B, C, *spatial) tensors), each fused step read
     for the whole batch at once: one gather per nearest key over the batch tensor, one ``grid_sample`` per
-    interpolated key (:func:`~monai_em.transforms.resample.sample_windows`).
+    interpolated key (:func:`~monai_em.transforms.resample.sample_canvas`).
 
     Each member is called once per sample, in sample order, and draws from its own RNG (the augmentor seeds
     its members apart, as MONAI's ``Compose`` does), so sample b gets the draws of the b-th per-sample call.
     Returns the samples and, per key, the (B, C, ...) tensor that holds every sample's output when the
-    last step was a batched read (else nothing for that key). ``one_kernel``: read each key by one kernel
-    over the batch (default: on a GPU only; see :func:`_read_batch`).
+    last step was a batched read (else nothing for that key). A step is read sample by sample when its
+    samples differ in shape (:meth:`_Pass.layout`: a step without the crop, after per-sample section
+    draws). ``one_kernel``: read each key by one kernel over the batch (default: on a GPU only; see
+    :func:`_read_batch`).
 
     Raises:
         ValueError: when a member returns several samples for one (``RandSpatialCropSamplesd``).
@@ -172,7 +174,9 @@ def run_plan_batch(
             continue
         views = {k: [d.get(k) for d in samples] for k in stacked}
         passes = [_prepare(step, d, crop) for d in samples]
-        if not all(isinstance(p, _Pass) for p in passes):
+        if not all(isinstance(p, _Pass) for p in passes) or len({p.layout() for p in passes}) > 1:
+            # a step done on some samples, or samples whose draws (missing sections, mis-alignment) or
+            # earlier members left them with different shapes: each sample is read on its own
             samples, stacked = [p if isinstance(p, dict) else _read_one(p, step, crop) for p in passes], {}
             continue
         caches: list[dict] = [{} for _ in passes]
@@ -307,6 +311,11 @@ class _Pass:
     identity: bool  # no point map moved anything
     canvas: tuple  # (Y, X) of the step's input: interpolated windows are sampled in a canvas of that size
 
+    def layout(self) -> tuple:
+        """The keys, their input shapes and the output shape: passes with one layout are read as a batch."""
+        shapes = tuple((key, tuple(self.data[key].shape)) for key in self.keys)
+        return shapes, self.canvas, None if self.z is None else len(self.z), tuple(self.yx.shape)
+
     def gathers(self, key) -> bool:
         """``key`` is read by one nearest gather straight from its array."""
         img, src = self.data[key], self.source[key]
@@ -325,7 +334,7 @@ class _Pass:
         return bool(self.jobs[key]) or isinstance(self.source[key], Patched) or interpolated
 
     def canvassed(self, key) -> bool:
-        """``key`` is read by a bilinear sample of its window in the canvas (:func:`sample_windows`)."""
+        """``key`` is read by a bilinear sample of its window in the canvas (:func:`sample_canvas`)."""
         three = self.z is not None and self.data[key].ndim == 4
         return self.windowed(key) and three and not self.identity and self.mode[key] == "bilinear"
 
@@ -430,6 +439,16 @@ def _resample_window(window: torch.Tensor, z, yx, identity: bool, mode: str) -> 
     return resample_tensor(window, z, yx, mode)
 
 
+def _draw(t: RandEMDictTransform, shape: tuple[int, ...]):
+    """``t.sample(shape)``; an error keeps its type and gets a note naming ``t`` (one by one, MONAI's
+    ``apply_transform`` names it)."""
+    try:
+        return t.sample(shape)
+    except Exception as e:
+        e.add_note(f"raised by {type(t).__name__} (keys {list(t.keys)}) drawing in EMAugmentor's fused pass")
+        raise
+
+
 def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass | dict:
     """Every draw of ``step`` on one sample (in list order, as running the members one by one) and the
     maps they make; a dict when none of the step's keys is in ``data`` (the step is done)."""
@@ -437,27 +456,30 @@ def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass 
     head = step.points[0]
     keys = [k for k in head.keys if k in d]
     if not keys:
-        if not head.allow_missing_keys:
-            list(head.key_iterator(d))  # MONAI's missing-key error
+        for t in (*step.patched, *step.sections, *step.windowed, *step.points):
+            list(t.key_iterator(d))  # MONAI's missing-key error, unless allowed, as one by one
         return crop(d) if step.cropped else d
     shape = shape_in = spatial_shape_of(d, keys)
     patches = []
     for t in step.patched:
         if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
-            params = t.sample(shape)
+            params = _draw(t, shape)
             patches += [(t, params)] if params is not None else []
     sections = []
     for t in step.sections:
         list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
-        params = t.sample(shape)
+        params = _draw(t, shape)
         sections.append((t, params, shape))
         shape = shape if params is None else t.transform.output_shape(params, shape)
     live = []
     for t in step.windowed:
         if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
-            params = t.sample(shape)
+            params = _draw(t, shape)
             live += [(t, params)] if params is not None else []
-    drawn = [t.sample(shape) for t in step.points]
+    drawn = []
+    for t in step.points:
+        list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
+        drawn.append(_draw(t, shape))
 
     # per key: what it is read from (patched keys: the boxes each patch member rewrites, computed from
     # the image with the earlier ones written), the composed section map and the calls to record

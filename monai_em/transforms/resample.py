@@ -221,18 +221,15 @@ def resample_tensor(
     """:func:`resample` of a plain tensor ``t``, returning a plain tensor (no MONAI type conversion)."""
     yx = yx.to(t.device)
     if z is not None and t.ndim == 4:
-        zi = torch.floor(z.to(t.device) + 0.5).long()
-        if len(zi) and (int(zi.min()) < 0 or int(zi.max()) >= t.shape[1]):
-            raise ValueError(f"section map reads sections {zi.tolist()} outside [0, {t.shape[1]})")
-        first, n = int(zi[0]) if len(zi) else 0, len(zi)
-        step = torch.arange(n, device=t.device)
-        if torch.equal(zi, first + step):  # a run of sections: a view, no copy
+        picks = section_indices(z, t.shape[1])
+        first, n = picks[0] if picks else 0, len(picks)
+        if picks == list(range(first, first + n)):  # a run of sections: a view, no copy
             t = t[:, first : first + n]
-        elif torch.equal(zi, first - step):  # a reversed run: sample the run, flip the (smaller) output
+        elif picks == list(range(first, first - n, -1)):  # a reversed run: sample the run, flip the output
             out = sample_sections(t[:, first - n + 1 : first + 1], yx, check_mode(mode), cache)
             return torch.flip(signed_view(out), (1,)).view(out.dtype)
         else:
-            t = t.index_select(1, zi)
+            t = t.index_select(1, torch.tensor(picks, device=t.device))
     return sample_sections(t, yx, check_mode(mode), cache)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from monai.transforms import RandSpatialCropSamplesd
+from monai.transforms import Lambdad, RandSpatialCropSamplesd
 
 from monai_em.transforms.compose import EMAugmentor, default_em_transforms
 from monai_em.transforms.frames import Patched
@@ -83,6 +83,29 @@ def test_one_kernel_over_the_batch_equals_the_per_sample_reads():
         assert torch.equal(outs[True][key], outs[False][key]), key
 
 
+def test_batch_with_a_member_between_the_point_maps_equals_per_sample_calls():
+    """A MONAI member between the point maps leaves a fused step without the crop, whose output is each
+    sample's own shape (missing sections and mis-alignment drawn per sample): the batch still equals the
+    per-sample calls."""
+    depths = []
+    seen = Lambdad("image", lambda x: depths.append(x.shape[1]) or x)
+    members = default_em_transforms(TARGETS)
+    aug = EMAugmentor(
+        [*members[:-2], seen, *members[-2:]], (4, 28, 28)
+    )  # elastic + flip: a step without the crop
+    samples = [_sample(aug.sample_size, b) for b in range(4)]
+    batch = {k: torch.stack([s[k] for s in samples]) for k in TARGETS}
+    for seed in range(3):
+        out = aug.set_random_state(seed).augment_batch(batch)
+        aug.set_random_state(seed)
+        expected = [aug(s) for s in samples]
+        for key in TARGETS:
+            for b in range(4):
+                want = torch.as_tensor(expected[b][key]).as_subclass(torch.Tensor)
+                assert torch.equal(out[key][b], want), f"seed {seed} sample {b} {key}"
+    assert len(set(depths)) > 1  # the samples reached the member with different shapes
+
+
 def test_batch_with_a_multi_sample_member_names_it():
     aug = EMAugmentor.from_targets((4, 28, 28), TARGETS)
     crop = RandSpatialCropSamplesd(list(TARGETS), roi_size=aug.sample_size, num_samples=2, random_size=False)
@@ -141,6 +164,21 @@ def test_canvas_sampler_equals_resample_of_each_window():
         assert (want == 0).any() and (want != 0).any()
     with pytest.raises(ValueError, match=r"sections \[7\] outside \[0, 5\)"):
         sample_windows(windows[:1], [torch.tensor([7.0])], yxs[:1], (64, 64))
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_resample_reads_runs_reversed_runs_and_picks_of_sections(mode):
+    """resample's section choice (a run: a view; a reversed run: sampled then flipped; else picked)
+    == resampling each output section on its own; a section outside the input is named."""
+    img = torch.from_numpy(np.random.default_rng(0).random((2, 5, 9, 8), dtype=np.float32))
+    yx = torch.from_numpy(np.random.default_rng(1).uniform(-1, 9, (6, 7, 2)).astype(np.float32))
+    for picks in ([1, 2, 3], [4, 3, 2, 1], [0, 4, 4, 2]):
+        out = resample(img, torch.tensor(picks, dtype=torch.float32), yx, mode)
+        for k, z in enumerate(picks):
+            want = resample(img[:, z : z + 1], torch.tensor([0.0]), yx, mode)[:, 0]
+            assert torch.equal(torch.as_tensor(out)[:, k], torch.as_tensor(want)), (picks, k)
+    with pytest.raises(ValueError, match=r"sections \[0, 5\] outside \[0, 5\)"):
+        resample(img, torch.tensor([0.0, 5.0]), yx, mode)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (no GPU on this machine)")

@@ -206,3 +206,29 @@ def test_a_patch_member_without_allow_missing_keys_still_raises_in_the_pass():
         del data["image"]
         with pytest.raises(error, match=match):  # one by one, MONAI's apply_transform wraps the KeyError
             aug.set_random_state(0)(data)
+
+
+def test_a_draw_error_in_the_pass_names_the_member():
+    """A member's draw that fails inside the fused pass keeps its error type, with a note naming it."""
+    ts = default_em_transforms(TARGETS, disabled=["misalignment"])
+    missing = next(t for t in ts if isinstance(t, RandMissingSectiond))
+    missing.prob = 1.0
+    aug = EMAugmentor(ts, (1, 28, 28))  # plans 3 sections: too few to delete two interior ones
+    with pytest.raises(ValueError, match="interior sections from Z=3") as info:
+        aug(_data(aug.sample_size, 0))
+    assert any("RandMissingSectiond" in note for note in info.value.__notes__)
+
+
+def test_a_point_member_without_allow_missing_keys_still_raises_in_the_pass():
+    """Every point map checks its keys, as one by one: the first one that does not allow a missing key
+    raises, not only the first member of the step."""
+    ts = default_em_transforms(TARGETS)[-SPATIAL:]
+    for t in ts[:-1]:
+        t.allow_missing_keys = True  # only the last one (RandRotateXYd) insists on the mask
+    aug = EMAugmentor(ts, (4, 28, 28))
+    data = _data(aug.sample_size, 0)
+    del data["valid_mask"]
+    with pytest.raises(KeyError, match="valid_mask` of transform `RandRotateXYd"):
+        aug(data)
+    ts[-1].allow_missing_keys = True
+    assert sorted(aug(data)) == ["image", "label"]

@@ -28,7 +28,7 @@ from .fusion import plan, run_plan, run_plan_batch
 from .presets import default_em_transforms
 from .tensors import as_torch, like_input, signed_view
 
-__all__ = ["EMAugmentor", "default_em_transforms", "plan_sample_size", "smooth_label_edges"]
+__all__ = ["EMAugmentor", "default_em_transforms", "flat_length", "plan_sample_size", "smooth_label_edges"]
 
 
 def _grow(margin: Margin, size: tuple[int, ...]) -> tuple[int, ...]:
@@ -55,6 +55,16 @@ def plan_sample_size(transforms: Sequence[Any], input_size: Sequence[int]) -> tu
         elif callable(getattr(t, "margin", None)):
             size = _grow(t.margin(), size)
     return size
+
+
+def flat_length(compose: Compose) -> int:
+    """``len(compose)`` as MONAI counts it (nested plain ``Compose`` with the same ``map_items`` inlined),
+    without MONAI's ``flatten()``: the new ``Compose`` it builds reseeds every member from OS entropy,
+    so ``len()`` or ``bool()`` of a seeded pipeline would change its draws."""
+    return sum(
+        flat_length(t) if type(t) is Compose and t.map_items == compose.map_items else 1
+        for t in compose.transforms
+    )
 
 
 def smooth_label_edges(label, sigma: float = 2.0, threshold: float = 0.5, iterations: int = 2):
@@ -214,6 +224,9 @@ class EMAugmentor(Compose):
         self.crop = _CentreCrop(input_size, crop_keys)
         tail: list[Any] = [self.crop] + ([_SmoothLabels(self.label_keys)] if self.smooth_labels else [])
         super().__init__([*self.augmentations, *tail], **compose_kwargs)
+
+    def __len__(self) -> int:
+        return flat_length(self)  # not MONAI's flatten(), which reseeds the members
 
     @property
     def sample_size(self) -> tuple[int, ...]:

@@ -14,7 +14,7 @@ import numpy as np
 from monai.transforms import CastToTyped, Compose, ScaleIntensityRanged, SqueezeDimd
 
 from ..roles import first_key, intensity_keys, keys_with_role, resolve_roles
-from .compose import EMAugmentor
+from .compose import EMAugmentor, flat_length
 from .sampling import RandRejectionCropd
 
 __all__ = ["TrainTransform", "intensity_scaling", "train_transform"]
@@ -41,6 +41,9 @@ class TrainTransform(Compose):
     def __init__(self, crop: RandRejectionCropd, augmentor: EMAugmentor, transforms: Sequence[Any]):
         super().__init__(list(transforms))
         self.crop, self.augmentor = crop, augmentor
+
+    def __len__(self) -> int:
+        return flat_length(self)  # not MONAI's flatten(), which reseeds the members
 
 
 def train_transform(

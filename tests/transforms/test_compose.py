@@ -227,3 +227,30 @@ def test_label_smoothing_matches_the_per_section_definition():
     res = aug({"label": noisy, "valid_mask": (noisy > 0).astype(np.uint8)})
     np.testing.assert_array_equal(to_numpy(res["label"]), _naive_smooth(noisy[:, :, 4:44, 4:36]))
     np.testing.assert_array_equal(to_numpy(res["valid_mask"]), (noisy > 0)[:, :, 4:44, 4:36])
+
+
+def test_len_and_bool_keep_a_seeded_pipeline_s_draws():
+    """MONAI's Compose.__len__ flattens into a new Compose, which reseeds every member: len() or bool()
+    of a seeded augmentor or training transform must not change what it draws."""
+    from monai.transforms import Lambdad
+
+    from monai_em.transforms.compose import flat_length
+    from monai_em.transforms.pipeline import train_transform
+
+    aug = EMAugmentor.from_targets((4, 32, 32), {"image": "img", "label": "mask"})
+    pipeline = train_transform((4, 32, 32), ["image", "label"], crop={"size_thres": 0})
+    rng = np.random.default_rng(0)
+    sample = {
+        "image": torch.from_numpy(rng.random((1, *aug.sample_size), dtype=np.float32)),
+        "label": torch.from_numpy(rng.integers(0, 9, (1, *aug.sample_size))),
+    }
+    for transform in (aug, pipeline):
+        transform.set_random_state(3)
+        first = transform(dict(sample))
+        transform.set_random_state(3)
+        assert len(transform) > 0 and bool(transform)
+        second = transform(dict(sample))
+        first, second = (x[0] if isinstance(x, list) else x for x in (first, second))
+        torch.testing.assert_close(first["image"], second["image"], rtol=0, atol=0)
+    nested = Compose([Lambdad("image", abs), Compose([Lambdad("image", abs), Lambdad("image", abs)]), aug])
+    assert flat_length(nested) == len(nested) == 4

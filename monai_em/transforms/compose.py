@@ -245,7 +245,8 @@ class EMAugmentor(Compose):
         """PyTC's default augmentor for ``targets`` (see :func:`default_em_transforms` for the options).
 
         ``targets`` maps keys to PyTC target types or roles (:func:`~monai_em.roles.resolve_roles`);
-        the keys with the label role are the ones ``smooth_labels`` smooths.
+        the keys with the label role are the ones ``smooth_labels`` smooths. An ``input_size`` of one
+        section (``(Y, X)`` or ``(1, Y, X)``) gets PyTC's 2D list (``do_2d``) unless ``do_2d`` is given.
 
         Example:
             >>> aug = EMAugmentor.from_targets((8, 256, 256), {"image": "img", "label": "mask", "valid_mask": "mask"})
@@ -253,7 +254,8 @@ class EMAugmentor(Compose):
             (10, 370, 370)
         """
         roles = resolve_roles(targets or default_roles())
-        do_2d = builder_kwargs.pop("do_2d", len(input_size) == 2)
+        # one section in (2D, or Z = 1): PyTC's 2D list, since missing sections and mis-alignment need several
+        do_2d = builder_kwargs.pop("do_2d", len(input_size) == 2 or int(input_size[0]) == 1)
         transforms = default_em_transforms(roles, do_2d=do_2d, **builder_kwargs)
         labels = keys_with_role(roles, "label")
         return cls(transforms, input_size, smooth_labels=smooth_labels, label_keys=labels, fuse=fuse)

@@ -254,3 +254,21 @@ def test_len_and_bool_keep_a_seeded_pipeline_s_draws():
         torch.testing.assert_close(first["image"], second["image"], rtol=0, atol=0)
     nested = Compose([Lambdad("image", abs), Compose([Lambdad("image", abs), Lambdad("image", abs)]), aug])
     assert flat_length(nested) == len(nested) == 4
+
+
+def test_one_section_input_gets_the_2d_list_and_every_draw_runs():
+    """(1, Y, X): missing sections and mis-alignment would need several sections (they raised on most
+    draws); the default list leaves them out, as for 2D, unless do_2d is given."""
+    aug = EMAugmentor.from_targets((1, 32, 32), {"image": "img", "label": "mask"})
+    names = {type(t).__name__ for t in aug.augmentations}
+    assert not names & {"RandMissingSectiond", "RandMisAlignmentd"} and "RandSectionElasticd" in names
+    kept = EMAugmentor.from_targets((1, 32, 32), {"image": "img", "label": "mask"}, do_2d=False)
+    assert "RandMissingSectiond" in {type(t).__name__ for t in kept.augmentations}
+    rng = np.random.default_rng(0)
+    sample = {
+        "image": torch.from_numpy(rng.random((1, *aug.sample_size), dtype=np.float32)),
+        "label": torch.from_numpy(rng.integers(0, 9, (1, *aug.sample_size))),
+    }
+    for seed in range(20):
+        out = aug.set_random_state(seed)(dict(sample))
+        assert out["image"].shape == out["label"].shape == (1, 1, 32, 32)

@@ -439,6 +439,17 @@ def _resample_window(window: torch.Tensor, z, yx, identity: bool, mode: str) -> 
     return resample_tensor(window, z, yx, mode)
 
 
+def _draw_applied(members, d: Mapping, shape: tuple[int, ...]) -> list[tuple[Any, Any]]:
+    """``(member, params)`` of the members that have a key in ``d`` (a missing key raises unless allowed,
+    as one by one) and whose draw applies (``params`` not None), drawn in list order."""
+    drawn = []
+    for t in members:
+        if list(t.key_iterator(d)):
+            params = _draw(t, shape)
+            drawn += [(t, params)] if params is not None else []
+    return drawn
+
+
 def _draw(t: RandEMDictTransform, shape: tuple[int, ...]):
     """``t.sample(shape)``; an error keeps its type and gets a note naming ``t`` (one by one, MONAI's
     ``apply_transform`` names it)."""
@@ -460,22 +471,14 @@ def _prepare(step: FusedStep, data: Mapping[Hashable, Any], crop: Any) -> _Pass 
             list(t.key_iterator(d))  # MONAI's missing-key error, unless allowed, as one by one
         return crop(d) if step.cropped else d
     shape = shape_in = spatial_shape_of(d, keys)
-    patches = []
-    for t in step.patched:
-        if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
-            params = _draw(t, shape)
-            patches += [(t, params)] if params is not None else []
+    patches = _draw_applied(step.patched, d, shape)
     sections = []
     for t in step.sections:
         list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one
         params = _draw(t, shape)
         sections.append((t, params, shape))
         shape = shape if params is None else t.transform.output_shape(params, shape)
-    live = []
-    for t in step.windowed:
-        if list(t.key_iterator(d)):  # a missing key raises unless allowed, as one by one
-            params = _draw(t, shape)
-            live += [(t, params)] if params is not None else []
+    live = _draw_applied(step.windowed, d, shape)
     drawn = []
     for t in step.points:
         list(t.key_iterator(d))  # a missing key raises unless allowed, as one by one

@@ -147,18 +147,22 @@ class SectionMap:
         plain tensor (written into ``out``, (C, Zo, Yo, Xo) contiguous, when given).
 
         ``img`` (C, Z, Y, X); ``z`` (Zo,) sections of the mapped frame; ``yx`` (Yo, Xo, 2) positions in
-        it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once). One
-        ``index_select`` per output section and channel with a (Yo * Xo,) index that stays in cache,
-        from the section's first read voxel on."""
+        it; zero outside it. ``cache``: shared by keys of one shape (the indices are built once). Per
+        output section and channel, the box of the input it reads is copied row by row into a buffer
+        (a sequential read the memory prefetches: gathering straight from a sample not in cache waits
+        on memory, ~2.5x longer) and gathered by one ``index_select`` with a (Yo * Xo,) index."""
         t = as_torch(img)
         channels = t.shape[0]
         reads, outside = self._reads(t, z, yx, cache)
-        src = signed_view(t).reshape(channels, -1)
+        src = signed_view(t)
         shape = (channels, len(reads), yx.shape[0] * yx.shape[1])
         out = src.new_empty(shape) if out is None else signed_view(out).view(shape)
-        for k, (offset, index) in enumerate(reads):
+        buffer = src.new_empty(max(r.rows * r.cols for r in reads)) if reads else None
+        for k, r in enumerate(reads):
+            box = buffer[: r.rows * r.cols].view(r.rows, r.cols)
             for c in range(channels):
-                torch.index_select(src[c, offset:], 0, index, out=out[c, k])
+                box.copy_(src[c, r.section, r.top : r.top + r.rows, r.left : r.left + r.cols])
+                torch.index_select(buffer[: r.rows * r.cols], 0, r.index, out=out[c, k])
         if outside is not None:
             out.masked_fill_(outside, 0)
         return out.view(t.dtype).reshape(channels, len(reads), *yx.shape[:2])
@@ -166,8 +170,10 @@ class SectionMap:
     def flat_indices(self, img, z: torch.Tensor, yx: torch.Tensor, cache: dict):
         """``(flat, outside)``: the (Zo * Yo * Xo,) indices into ``img`` (C, Z, Y, X) flattened per channel
         that :meth:`sample_nearest` reads, and its (1, Zo, Yo * Xo) mask of points outside (or None)."""
-        reads, outside = self._reads(as_torch(img), z, yx, cache)
-        flat = torch.cat([index + offset for offset, index in reads])
+        t = as_torch(img)
+        reads, outside = self._reads(t, z, yx, cache)
+        height, width = t.shape[-2:]
+        flat = torch.cat([r.flat(height, width) for r in reads])
         return flat, None if outside is None else outside.expand(1, len(reads), -1)
 
     def _reads(self, t: torch.Tensor, z, yx, cache: dict):
@@ -177,10 +183,9 @@ class SectionMap:
         return cache[key]
 
     def _indices(self, z, yx, depth: int, height: int, width: int):
-        """Per output section ``(offset, index)``: flat indices (Yo * Xo,) into a (depth, height, width)
-        input from its voxel ``offset`` on (unturned sections share one index); and the points outside
-        the mapped frame or the input (a bool mask broadcasting to (1, Zo, Yo * Xo); None when all are
-        inside)."""
+        """Per output section a :class:`_Read` of a (depth, height, width) input (unturned sections share
+        one index); and the points outside the mapped frame or the input (a bool mask broadcasting to
+        (1, Zo, Yo * Xo); None when all are inside)."""
         identity = self.sources is None
         sources = tuple(range(depth)) if identity else self.sources
         origins = ((0, 0),) * depth if identity else self.origins
@@ -189,8 +194,9 @@ class SectionMap:
         iy = torch.floor(yx[..., 0] + 0.5).long()
         ix = torch.floor(yx[..., 1] + 0.5).long()
         outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
-        flat = (iy.clamp_(0, h - 1) * width + ix.clamp_(0, w - 1)).reshape(-1)
-        reads = [(sources[k] * (height * width) + origins[k][0] * width + origins[k][1], flat) for k in zs]
+        iy, ix = iy.clamp_(0, h - 1).reshape(-1), ix.clamp_(0, w - 1).reshape(-1)
+        shared = _Read.of(0, iy, ix)
+        reads = [shared.moved(sources[k], *origins[k]) for k in zs]
         turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
         turned = [(n, a) for n, a in turned if a is not None]
         if turned:
@@ -199,14 +205,46 @@ class SectionMap:
             for n, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
                 cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
                 (oy, ox), source = origins[zs[n]], sources[zs[n]]
-                dy = (iy.reshape(-1) + oy).float().sub_(cy)
-                dx = (ix.reshape(-1) + ox).float().sub_(cx)
+                dy = (iy + oy).float().sub_(cy)
+                dx = (ix + ox).float().sub_(cx)
                 qy = (dy * cos - dx * sin + cy).round_()
                 qx = (dy * sin + dx * cos + cx).round_()
                 outside[0, n] |= (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
                 qy, qx = qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1)
-                reads[n] = (source * (height * width), qy * width + qx)
+                reads[n] = _Read.of(source, qy, qx)
         return reads, outside if bool(outside.any()) else None
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What one output section reads: the box ``rows`` x ``cols`` from (``top``, ``left``) of input
+    section ``section``, and ``index`` (N,) into that box flattened."""
+
+    section: int
+    top: int
+    left: int
+    rows: int
+    cols: int
+    index: torch.Tensor
+
+    @staticmethod
+    def of(section: int, iy: torch.Tensor, ix: torch.Tensor) -> _Read:
+        """The read of the pixels (``iy``, ``ix``) (N,) each, inside the input, of ``section``."""
+        if iy.numel() == 0:
+            return _Read(section, 0, 0, 0, 0, iy)
+        top, left = int(iy.min()), int(ix.min())
+        rows, cols = int(iy.max()) + 1 - top, int(ix.max()) + 1 - left
+        return _Read(section, top, left, rows, cols, (iy - top).mul_(cols).add_(ix - left))
+
+    def moved(self, section: int, dy: int, dx: int) -> _Read:
+        """The same read from ``section``, its box shifted by (``dy``, ``dx``)."""
+        return _Read(section, self.top + dy, self.left + dx, self.rows, self.cols, self.index)
+
+    def flat(self, height: int, width: int) -> torch.Tensor:
+        """``index`` as flat indices into a (Z, height, width) input."""
+        rows, cols = self.index.div(self.cols, rounding_mode="floor"), self.index.remainder(self.cols)
+        start = (self.section * height + self.top) * width + self.left
+        return rows.mul_(width).add_(cols).add_(start)
 
 
 class Patched:

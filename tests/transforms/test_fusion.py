@@ -180,6 +180,9 @@ def test_section_map_reads_what_the_section_transforms_write(rotate):
     got = smap.sample_nearest(label, z, yx, {})
     assert torch.equal(got, resample(expected, z, yx, "nearest"))
     assert (got == 0).any() and (got != 0).any()
+    flat, outside = smap.flat_indices(label, z, yx, {})  # the batch path's one gather reads the same voxels
+    gathered = label.reshape(2, -1)[:, flat].reshape(2, len(z), -1).masked_fill(outside, 0)
+    assert torch.equal(gathered.reshape(got.shape), got)
 
 
 def test_a_section_member_without_allow_missing_keys_still_raises_in_the_pass():

@@ -13,6 +13,9 @@ on collated batches already on ``--device`` (every sample its own draws; one gat
 and one ``grid_sample`` per image key for the whole batch). On a GPU::
 
     python -m bench.augment --samples 64 --pipeline-only --batch 4 16 --device cuda
+
+``--profile N`` prints the torch profiler's N ops with the most own CPU time in the one pass, with their
+input shapes (where a sample's time goes, kernel by kernel).
 """
 
 from __future__ import annotations
@@ -102,6 +105,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--loader", type=int, default=0, help="samples per DataLoader run (0: skip)")
     parser.add_argument("--batch", type=int, nargs="*", default=(), help="batch sizes for augment_batch")
     parser.add_argument("--device", default="cpu", help="device of the augment_batch rows")
+    parser.add_argument(
+        "--profile", type=int, default=0, help="print the torch profiler's top N ops of the one pass"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     targets = dict(zip(KEYS, ("img", "mask", "mask"), strict=True))
@@ -141,6 +147,8 @@ def main(argv=None) -> dict:
         sync()
         ms = _time(lambda batch=batch: (fused.augment_batch(batch), sync()), max(args.samples // size_b, 2))
         results[f"augment_batch, batch {size_b}, {args.device} (per sample)"] = ms / size_b
+    if args.profile:
+        _profile(fused, data, args.samples, args.profile)
     loader = {}
     for workers in (1, 2) if args.loader else ():
         loader[workers] = _loader_rate(fused, data, workers, args.loader)
@@ -163,6 +171,20 @@ def main(argv=None) -> dict:
             t.set_random_state(0)
             results[f"  MONAI {name}"] = _time(lambda t=t: t(data), 3, repeats=1)
     return _report(results, loader)
+
+
+def _profile(aug, data: dict, samples: int, rows: int) -> None:
+    """The torch profiler's table of the ``rows`` ops with the most own CPU time over ``samples`` calls (ms per
+    call: divide by ``samples``), with input shapes, so each kernel's share of a sample can be read off."""
+    from torch.profiler import ProfilerActivity, profile
+
+    aug.set_random_state(0)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        for _ in range(samples):
+            aug(data)
+    table = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=rows)
+    print(f"torch profiler, one pass, {samples} samples (divide totals by {samples} for ms per sample):")
+    print(table)
 
 
 def _report(results: dict[str, float], loader: dict[int, float]) -> dict[str, float]:

@@ -39,6 +39,7 @@ from .resample import (
     rotation_points,
     sample_linear,
     sample_sections,
+    shift_points,
     to_float,
 )
 from .tensors import as_torch, cast_back, like_input, signed_view
@@ -568,7 +569,7 @@ class RandSectionElastic(RandEMTransform):
         if r0 >= r1 or c0 >= c1:
             return z, yx.clone()
         field = params.field_region((r0, r1), (c0, c1)).to(yx.device)
-        disp = sample_linear(field[None], yx - torch.tensor([r0, c0], dtype=yx.dtype, device=yx.device))
+        disp = sample_linear(field[None], shift_points(yx, r0, c0))
         return z, yx + disp.permute(1, 2, 0)
 
     def apply(self, img, params: ElasticParams, mode: str):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_cdt
 
+from monai_em.transforms.resample import shift_points
 from monai_em.transforms.sections import missing_parts_mask
 
 
@@ -187,3 +188,15 @@ def test_image_transforms_before_a_fused_run_touch_only_its_window(spatial_prob,
         expected = tail(expected)
         np.testing.assert_allclose(out["image"].numpy(), expected["image"].numpy(), atol=1e-5)
         np.testing.assert_array_equal(out["label"].numpy(), expected["label"].numpy())
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 2), (3, 4, 6, 2), (0, 3, 2), (4, 0, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shift_points_equals_the_broadcast_subtraction(shape, dtype):
+    g = torch.Generator().manual_seed(len(shape))
+    yx = (torch.rand(shape, generator=g, dtype=dtype) * 300 - 20).mT.contiguous().mT  # not contiguous
+    got = shift_points(yx, 17, -3)
+    want = yx - torch.tensor([17.0, -3.0], dtype=dtype)
+    assert got.shape == yx.shape and got.dtype == dtype
+    assert torch.equal(got, want)
+    assert yx.numel() == 0 or got.data_ptr() != yx.data_ptr()  # a new tensor: the input is not moved

@@ -102,22 +102,24 @@ def shift_points(yx: torch.Tensor, dy: float, dx: float) -> torch.Tensor:
     """``yx - (dy, dx)``: positions ``yx`` (..., Xo, 2) in a window that starts at (``dy``, ``dx``). One pass
     over rows of (y, x) pairs, the same floats (broadcasting a (2,) tensor over the last axis is ~7x slower)."""
     row = torch.tensor([dy, dx], dtype=yx.dtype, device=yx.device).repeat(yx.shape[-2])
-    if not row.numel():
-        return yx.clone()
-    return (yx.reshape(-1, row.numel()) - row).view(yx.shape)
+    return (yx.reshape(*yx.shape[:-2], row.numel()) - row).view(yx.shape)
 
 
 def sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside;
     a batch: ``x4`` (B, N, H, W) and ``yx`` (B, Ho, Wo, 2) give (B, N, Ho, Wo)."""
     h, w = x4.shape[-2:]
-    grid = torch.empty(yx.shape, dtype=yx.dtype, device=yx.device)  # (x, y) in [-1, 1], no stack copy
-    torch.mul(yx[..., 1], 2.0 / max(w - 1, 1), out=grid[..., 0]).sub_(1.0)
-    torch.mul(yx[..., 0], 2.0 / max(h - 1, 1), out=grid[..., 1]).sub_(1.0)
+    # (y, x) scaled to [-1, 1] in one pass over rows of pairs (per-axis passes over the interleaved
+    # pairs are ~4x slower), then swapped into grid_sample's (x, y) order
+    steps = torch.tensor([2.0 / max(h - 1, 1), 2.0 / max(w - 1, 1)], dtype=yx.dtype, device=yx.device)
+    rows = yx.reshape(*yx.shape[:-2], 2 * yx.shape[-2])
+    scaled = (rows * steps.repeat(yx.shape[-2])).sub_(1.0).view(yx.shape)
+    grid = torch.empty(yx.shape, dtype=x4.dtype, device=yx.device)
+    grid[..., 0], grid[..., 1] = scaled[..., 1], scaled[..., 0]
     batched = yx.ndim == 4
     out = F.grid_sample(
         x4,
-        (grid if batched else grid[None]).to(x4.dtype),
+        grid if batched else grid[None],
         mode="bilinear",
         padding_mode="zeros",
         align_corners=True,

@@ -232,9 +232,9 @@ class _Read:
         """The read of the pixels (``iy``, ``ix``) (N,) each, inside the input, of ``section``."""
         if iy.numel() == 0:
             return _Read(section, 0, 0, 0, 0, iy)
-        top, left = int(iy.min()), int(ix.min())
-        rows, cols = int(iy.max()) + 1 - top, int(ix.max()) + 1 - left
-        return _Read(section, top, left, rows, cols, (iy - top).mul_(cols).add_(ix - left))
+        (top, bottom), (left, right) = (tuple(int(v) for v in torch.aminmax(i)) for i in (iy, ix))
+        rows, cols = bottom + 1 - top, right + 1 - left
+        return _Read(section, top, left, rows, cols, ix.add(iy, alpha=cols).sub_(top * cols + left))
 
     def moved(self, section: int, dy: int, dx: int) -> _Read:
         """The same read from ``section``, its box shifted by (``dy``, ``dx``)."""

@@ -292,8 +292,11 @@ def rotate_xy_map(
     dy = torch.arange(r0, r1, dtype=torch.float32, device=device).sub_(cy)[:, None]
     dx = torch.arange(c0, c1, dtype=torch.float32, device=device).sub_(cx)[None, :]
     # the map of rotation_points, summed in another order: float32 rounding differs by an ulp, and
-    # copy-paste / mis-alignment outputs (nearest ties included) are pinned to this order
-    yx = torch.stack((dy * cos - dx * sin + cy, dy * sin + dx * cos + cx), -1)
+    # copy-paste / mis-alignment outputs (nearest ties included) are pinned to this order; written
+    # straight into the pairs (no stack copy)
+    yx = torch.empty((r1 - r0, c1 - c0, 2), dtype=torch.float32, device=device)
+    torch.sub(dy * cos, dx * sin, out=yx[..., 0]).add_(cy)
+    torch.add(dy * sin, dx * cos, out=yx[..., 1]).add_(cx)
     return yx.round_() if mode == "nearest" else yx
 
 

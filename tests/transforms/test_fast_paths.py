@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_cdt
 
-from monai_em.transforms.resample import shift_points
+from monai_em.transforms.resample import rotate_xy_map, shift_points
 from monai_em.transforms.sections import missing_parts_mask
 
 
@@ -200,3 +200,18 @@ def test_shift_points_equals_the_broadcast_subtraction(shape, dtype):
     assert got.shape == yx.shape and got.dtype == dtype
     assert torch.equal(got, want)
     assert yx.numel() == 0 or got.data_ptr() != yx.data_ptr()  # a new tensor: the input is not moved
+
+
+@pytest.mark.parametrize("angle", [3.7, -41.0, 90.0, 187.5])
+@pytest.mark.parametrize("cut", [None, ((3, 17), (5, 30))])
+def test_rotate_xy_map_keeps_its_float32_order(angle, cut):
+    """Mis-alignment and copy-paste labels are pinned to ``(dy cos - dx sin) + cy`` and ``(dy sin + dx cos) + cx``
+    in float32: the map must hold exactly those numbers (rounded for nearest)."""
+    (r0, r1), (c0, c1) = cut or ((0, 21), (0, 34))
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    dy = torch.arange(r0, r1, dtype=torch.float32).sub_(10.0)[:, None]
+    dx = torch.arange(c0, c1, dtype=torch.float32).sub_(16.5)[None, :]
+    want = torch.stack((dy * cos - dx * sin + 10.0, dy * sin + dx * cos + 16.5), -1)
+    rows, cols = (None, None) if cut is None else cut
+    assert torch.equal(rotate_xy_map((21, 34), angle, "bilinear", rows, cols), want)
+    assert torch.equal(rotate_xy_map((21, 34), angle, "nearest", rows, cols), want.round())

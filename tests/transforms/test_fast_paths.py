@@ -10,7 +10,7 @@ import torch
 from scipy.ndimage import distance_transform_cdt
 
 from monai_em.transforms.resample import rotate_xy_map, shift_points
-from monai_em.transforms.sections import missing_parts_mask
+from monai_em.transforms.sections import _reflect_index, _reflect_pad, missing_parts_mask
 
 
 def _band_oracle(shape, vertical, start, end, iterations):
@@ -215,3 +215,14 @@ def test_rotate_xy_map_keeps_its_float32_order(angle, cut):
     rows, cols = (None, None) if cut is None else cut
     assert torch.equal(rotate_xy_map((21, 34), angle, "bilinear", rows, cols), want)
     assert torch.equal(rotate_xy_map((21, 34), angle, "nearest", rows, cols), want.round())
+
+
+@pytest.mark.parametrize("length", [1, 2, 4, 5, 9])
+@pytest.mark.parametrize("dim", [-1, -2])
+def test_motion_blur_reflect_pad_is_the_mirrored_indices(length, dim):
+    """One mirror (torch's reflect pad) and wider pads (the indices) both read cv2's mirrored pixels."""
+    g = torch.Generator().manual_seed(length)
+    x = torch.rand((2, 1, length, 7) if dim == -2 else (2, 1, 7, length), generator=g)
+    for before, after in ((0, 0), (2, 2), (5, 5), (4, 3), (0, 6)):
+        want = x.index_select(dim, _reflect_index(length, before, after, x.device))
+        assert torch.equal(_reflect_pad(x, dim, before, after), want), (before, after)

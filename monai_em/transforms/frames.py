@@ -194,25 +194,32 @@ class SectionMap:
         iy = torch.floor(yx[..., 0] + 0.5).long()
         ix = torch.floor(yx[..., 1] + 0.5).long()
         outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
+        outside = outside if bool(outside.any()) else None
         iy, ix = iy.clamp_(0, h - 1).reshape(-1), ix.clamp_(0, w - 1).reshape(-1)
         shared = _Read.of(0, iy, ix)
         reads = [shared.moved(sources[k], *origins[k]) for k in zs]
         turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
         turned = [(n, a) for n, a in turned if a is not None]
-        if turned:
-            outside = outside.expand(1, len(zs), -1).clone()
-            cy, cx = (height - 1) / 2, (width - 1) / 2
-            for n, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
-                cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-                (oy, ox), source = origins[zs[n]], sources[zs[n]]
-                dy = (iy + oy).float().sub_(cy)
-                dx = (ix + ox).float().sub_(cx)
-                qy = (dy * cos - dx * sin + cy).round_()
-                qx = (dy * sin + dx * cos + cx).round_()
-                outside[0, n] |= (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
-                qy, qx = qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1)
-                reads[n] = _Read.of(source, qy, qx)
-        return reads, outside if bool(outside.any()) else None
+        cy, cx = (height - 1) / 2, (width - 1) / 2
+        turned_out = {}  # output section -> (N,) points its turn takes out of the input
+        for n, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
+            cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+            (oy, ox), source = origins[zs[n]], sources[zs[n]]
+            dy = (iy + oy).float().sub_(cy)
+            dx = (ix + ox).float().sub_(cx)
+            qy = (dy * cos - dx * sin + cy).round_()
+            qx = (dy * sin + dx * cos + cx).round_()
+            r = _Read.of(source, qy.long(), qx.long())
+            if r.top < 0 or r.left < 0 or r.top + r.rows > height or r.left + r.cols > width:
+                turned_out[n] = (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
+                r = _Read.of(source, qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1))
+            reads[n] = r
+        if turned_out:
+            blank = torch.zeros((1, 1, iy.numel()), dtype=torch.bool, device=iy.device)
+            outside = (blank if outside is None else outside).expand(1, len(zs), -1).clone()
+            for n, out in turned_out.items():
+                outside[0, n] |= out
+        return reads, outside
 
 
 @dataclass(frozen=True)

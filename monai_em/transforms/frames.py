@@ -191,12 +191,13 @@ class SectionMap:
         origins = ((0, 0),) * depth if identity else self.origins
         h, w = (height, width) if identity else self.size
         zs = section_indices(z, len(sources))
-        iy = torch.floor(yx[..., 0] + 0.5).long()
-        ix = torch.floor(yx[..., 1] + 0.5).long()
-        outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
-        outside = outside if bool(outside.any()) else None
-        iy, ix = iy.clamp_(0, h - 1).reshape(-1), ix.clamp_(0, w - 1).reshape(-1)
-        shared = _Read.of(0, iy, ix)
+        iy = torch.floor(yx[..., 0] + 0.5).long().reshape(-1)
+        ix = torch.floor(yx[..., 1] + 0.5).long().reshape(-1)
+        shared, outside = _Read.of(0, iy, ix), None
+        if not shared.inside(h, w):  # mask the points outside the frame, read the nearest inside
+            outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
+            iy, ix = iy.clamp_(0, h - 1), ix.clamp_(0, w - 1)
+            shared = _Read.of(0, iy, ix)
         reads = [shared.moved(sources[k], *origins[k]) for k in zs]
         turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
         turned = [(n, a) for n, a in turned if a is not None]
@@ -210,7 +211,7 @@ class SectionMap:
             qy = (dy * cos - dx * sin + cy).round_()
             qx = (dy * sin + dx * cos + cx).round_()
             r = _Read.of(source, qy.long(), qx.long())
-            if r.top < 0 or r.left < 0 or r.top + r.rows > height or r.left + r.cols > width:
+            if not r.inside(height, width):
                 turned_out[n] = (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
                 r = _Read.of(source, qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1))
             reads[n] = r
@@ -242,6 +243,15 @@ class _Read:
         (top, bottom), (left, right) = (tuple(int(v) for v in torch.aminmax(i)) for i in (iy, ix))
         rows, cols = bottom + 1 - top, right + 1 - left
         return _Read(section, top, left, rows, cols, ix.add(iy, alpha=cols).sub_(top * cols + left))
+
+    def inside(self, height: int, width: int) -> bool:
+        """The box lies inside a (height, width) section."""
+        return (
+            self.top >= 0
+            and self.left >= 0
+            and self.top + self.rows <= height
+            and self.left + self.cols <= width
+        )
 
     def moved(self, section: int, dy: int, dx: int) -> _Read:
         """The same read from ``section``, its box shifted by (``dy``, ``dx``)."""

@@ -191,28 +191,36 @@ class SectionMap:
         origins = ((0, 0),) * depth if identity else self.origins
         h, w = (height, width) if identity else self.size
         zs = section_indices(z, len(sources))
-        iy = torch.floor(yx[..., 0] + 0.5).long()
-        ix = torch.floor(yx[..., 1] + 0.5).long()
-        outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
-        iy, ix = iy.clamp_(0, h - 1).reshape(-1), ix.clamp_(0, w - 1).reshape(-1)
-        shared = _Read.of(0, iy, ix)
+        iy = torch.floor(yx[..., 0] + 0.5).long().reshape(-1)
+        ix = torch.floor(yx[..., 1] + 0.5).long().reshape(-1)
+        shared, outside = _Read.of(0, iy, ix), None
+        if not shared.inside(h, w):  # mask the points outside the frame, read the nearest inside
+            outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
+            iy, ix = iy.clamp_(0, h - 1), ix.clamp_(0, w - 1)
+            shared = _Read.of(0, iy, ix)
         reads = [shared.moved(sources[k], *origins[k]) for k in zs]
         turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
         turned = [(n, a) for n, a in turned if a is not None]
-        if turned:
-            outside = outside.expand(1, len(zs), -1).clone()
-            cy, cx = (height - 1) / 2, (width - 1) / 2
-            for n, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
-                cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-                (oy, ox), source = origins[zs[n]], sources[zs[n]]
-                dy = (iy + oy).float().sub_(cy)
-                dx = (ix + ox).float().sub_(cx)
-                qy = (dy * cos - dx * sin + cy).round_()
-                qx = (dy * sin + dx * cos + cx).round_()
-                outside[0, n] |= (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
-                qy, qx = qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1)
-                reads[n] = _Read.of(source, qy, qx)
-        return reads, outside if bool(outside.any()) else None
+        cy, cx = (height - 1) / 2, (width - 1) / 2
+        turned_out = {}  # output section -> (N,) points its turn takes out of the input
+        for n, angle in turned:  # rotate_xy's map, in its own float32 order, at the pixels read
+            cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+            (oy, ox), source = origins[zs[n]], sources[zs[n]]
+            dy = (iy + oy).float().sub_(cy)
+            dx = (ix + ox).float().sub_(cx)
+            qy = (dy * cos - dx * sin + cy).round_()
+            qx = (dy * sin + dx * cos + cx).round_()
+            r = _Read.of(source, qy.long(), qx.long())
+            if not r.inside(height, width):
+                turned_out[n] = (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
+                r = _Read.of(source, qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1))
+            reads[n] = r
+        if turned_out:
+            blank = torch.zeros((1, 1, iy.numel()), dtype=torch.bool, device=iy.device)
+            outside = (blank if outside is None else outside).expand(1, len(zs), -1).clone()
+            for n, out in turned_out.items():
+                outside[0, n] |= out
+        return reads, outside
 
 
 @dataclass(frozen=True)
@@ -232,9 +240,18 @@ class _Read:
         """The read of the pixels (``iy``, ``ix``) (N,) each, inside the input, of ``section``."""
         if iy.numel() == 0:
             return _Read(section, 0, 0, 0, 0, iy)
-        top, left = int(iy.min()), int(ix.min())
-        rows, cols = int(iy.max()) + 1 - top, int(ix.max()) + 1 - left
-        return _Read(section, top, left, rows, cols, (iy - top).mul_(cols).add_(ix - left))
+        (top, bottom), (left, right) = (tuple(int(v) for v in torch.aminmax(i)) for i in (iy, ix))
+        rows, cols = bottom + 1 - top, right + 1 - left
+        return _Read(section, top, left, rows, cols, ix.add(iy, alpha=cols).sub_(top * cols + left))
+
+    def inside(self, height: int, width: int) -> bool:
+        """The box lies inside a (height, width) section."""
+        return (
+            self.top >= 0
+            and self.left >= 0
+            and self.top + self.rows <= height
+            and self.left + self.cols <= width
+        )
 
     def moved(self, section: int, dy: int, dx: int) -> _Read:
         """The same read from ``section``, its box shifted by (``dy``, ``dx``)."""

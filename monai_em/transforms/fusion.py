@@ -42,7 +42,14 @@ from .base import (
     spatial_shape_of,
 )
 from .frames import Patched, SectionMap, copy_into, section_part
-from .resample import check_img, identity_points, read_window, resample_tensor, sample_canvas
+from .resample import (
+    check_img,
+    identity_points,
+    read_window,
+    resample_tensor,
+    sample_canvas,
+    shift_points,
+)
 from .tensors import as_torch, like_input, signed_view
 
 __all__ = ["FusedStep", "plan", "run_plan", "run_plan_batch"]
@@ -387,9 +394,8 @@ class _Pass:
         """``(window, z, yx)``: :meth:`fill` of :meth:`box`, and the points in it (``z`` None for 2D)."""
         box = self.box(key)
         three = len(box) == 3
-        shift = torch.tensor([box[-2][0], box[-1][0]], dtype=self.yx.dtype)
         z = None if self.z is None or not three else self.z - box[0][0]
-        return self.fill(key, box), z, self.yx - shift
+        return self.fill(key, box), z, shift_points(self.yx, box[-2][0], box[-1][0])
 
     def finish(self, outs: Mapping[Hashable, torch.Tensor], crop: Any, cropped: bool) -> dict:
         """The sample with ``outs`` (plain tensors) as its keys' outputs, each recorded as if run one by one."""
@@ -422,7 +428,7 @@ def _sample_passes(passes: Sequence[_Pass], key) -> torch.Tensor:
             copy_into(slot, window)
         extents.append((r1 - r0, c1 - c0))
         zs.append(p.z - z0)
-        yxs.append(p.yx - torch.tensor([r0, c0], dtype=p.yx.dtype))
+        yxs.append(shift_points(p.yx, r0, c0))
     return sample_canvas(canvas, extents, zs, yxs, dtype)
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from monai.config import KeysCollection
 
 from ..data.volume import reflect_indices
@@ -456,6 +457,16 @@ def _reflect_index(length: int, before: int, after: int, device) -> torch.Tensor
     return torch.as_tensor(reflect_indices(-before, length + after, length), device=device)
 
 
+def _reflect_pad(x: torch.Tensor, dim: int, before: int, after: int) -> torch.Tensor:
+    """``x`` (C, 1, Y, X) float extended along ``dim`` (-1 or -2) by ``before`` / ``after`` mirrored pixels
+    (:func:`_reflect_index`). One mirror is torch's ``reflect`` pad (along x ~7x faster than an
+    ``index_select``); wider pads, which mirror more than once, take the indices."""
+    length = x.shape[dim]
+    if max(before, after) < length:
+        return F.pad(x, (before, after, 0, 0) if dim == -1 else (0, 0, before, after), mode="reflect")
+    return x.index_select(dim, _reflect_index(length, before, after, x.device))
+
+
 class RandMotionBlur(RandEMTransform):
     """Motion blur during imaging (PyTC ``MotionBlur``): a few sections are smeared along one direction.
 
@@ -504,7 +515,7 @@ class RandMotionBlur(RandEMTransform):
             sec, back = unsigned_as_signed(read(box), exact=False)
             work = sec if sec.dtype.is_floating_point else sec.float()
             length = work.shape[dim]
-            padded = work.index_select(dim, _reflect_index(length, before, k - 1 - before, sec.device))
+            padded = _reflect_pad(work, dim, before, k - 1 - before)
             # the box filter as a sum of k shifted views (several times faster than avg_pool1d on the CPU)
             blurred = padded.narrow(dim, 0, length).clone()
             for i in range(1, k):

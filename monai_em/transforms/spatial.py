@@ -39,6 +39,7 @@ from .resample import (
     rotation_points,
     sample_linear,
     sample_sections,
+    shift_points,
     to_float,
 )
 from .tensors import as_torch, cast_back, like_input, signed_view
@@ -137,10 +138,14 @@ class RandRescale(RandEMTransform):
 
     @staticmethod
     def source_points(params: RescaleParams, spatial_shape, z, yx):
-        out = yx.clone()
-        for a, size in enumerate(spatial_shape[-2:]):
-            out[..., a] = params.start[a] + (yx[..., a] + 0.5) * (params.length[a] / size) - 0.5
-        return z, out
+        # per axis a: start[a] + (p + 0.5) * (length[a] / size[a]) - 0.5, each step one pass over rows
+        # of (y, x) pairs (per-axis passes over the interleaved pairs are several times slower)
+        (h, w), width = spatial_shape[-2:], yx.shape[-2]
+        ratio = torch.tensor([params.length[0] / h, params.length[1] / w], dtype=yx.dtype, device=yx.device)
+        start = torch.tensor(params.start, dtype=yx.dtype, device=yx.device)
+        rows = yx.reshape(*yx.shape[:-2], 2 * width)
+        out = (rows + 0.5).mul_(ratio.repeat(width)).add_(start.repeat(width)).sub_(0.5)
+        return z, out.view(yx.shape)
 
     def apply(self, img, params: RescaleParams, mode: str):
         check_img(img)
@@ -568,7 +573,7 @@ class RandSectionElastic(RandEMTransform):
         if r0 >= r1 or c0 >= c1:
             return z, yx.clone()
         field = params.field_region((r0, r1), (c0, c1)).to(yx.device)
-        disp = sample_linear(field[None], yx - torch.tensor([r0, c0], dtype=yx.dtype, device=yx.device))
+        disp = sample_linear(field[None], shift_points(yx, r0, c0))
         return z, yx + disp.permute(1, 2, 0)
 
     def apply(self, img, params: ElasticParams, mode: str):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from scipy.ndimage import distance_transform_cdt
 
-from monai_em.transforms.sections import missing_parts_mask
+from monai_em.transforms.resample import rotate_xy_map, shift_points
+from monai_em.transforms.sections import _reflect_index, _reflect_pad, missing_parts_mask
 
 
 def _band_oracle(shape, vertical, start, end, iterations):
@@ -187,3 +188,41 @@ def test_image_transforms_before_a_fused_run_touch_only_its_window(spatial_prob,
         expected = tail(expected)
         np.testing.assert_allclose(out["image"].numpy(), expected["image"].numpy(), atol=1e-5)
         np.testing.assert_array_equal(out["label"].numpy(), expected["label"].numpy())
+
+
+@pytest.mark.parametrize("shape", [(5, 7, 2), (3, 4, 6, 2), (0, 3, 2), (4, 0, 2)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_shift_points_equals_the_broadcast_subtraction(shape, dtype):
+    g = torch.Generator().manual_seed(len(shape))
+    yx = (torch.rand(shape, generator=g, dtype=dtype) * 300 - 20).mT.contiguous().mT  # not contiguous
+    got = shift_points(yx, 17, -3)
+    want = yx - torch.tensor([17.0, -3.0], dtype=dtype)
+    assert got.shape == yx.shape and got.dtype == dtype
+    assert torch.equal(got, want)
+    assert yx.numel() == 0 or got.data_ptr() != yx.data_ptr()  # a new tensor: the input is not moved
+
+
+@pytest.mark.parametrize("angle", [3.7, -41.0, 90.0, 187.5])
+@pytest.mark.parametrize("cut", [None, ((3, 17), (5, 30))])
+def test_rotate_xy_map_keeps_its_float32_order(angle, cut):
+    """Mis-alignment and copy-paste labels are pinned to ``(dy cos - dx sin) + cy`` and ``(dy sin + dx cos) + cx``
+    in float32: the map must hold exactly those numbers (rounded for nearest)."""
+    (r0, r1), (c0, c1) = cut or ((0, 21), (0, 34))
+    cos, sin = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+    dy = torch.arange(r0, r1, dtype=torch.float32).sub_(10.0)[:, None]
+    dx = torch.arange(c0, c1, dtype=torch.float32).sub_(16.5)[None, :]
+    want = torch.stack((dy * cos - dx * sin + 10.0, dy * sin + dx * cos + 16.5), -1)
+    rows, cols = (None, None) if cut is None else cut
+    assert torch.equal(rotate_xy_map((21, 34), angle, "bilinear", rows, cols), want)
+    assert torch.equal(rotate_xy_map((21, 34), angle, "nearest", rows, cols), want.round())
+
+
+@pytest.mark.parametrize("length", [1, 2, 4, 5, 9])
+@pytest.mark.parametrize("dim", [-1, -2])
+def test_motion_blur_reflect_pad_is_the_mirrored_indices(length, dim):
+    """One mirror (torch's reflect pad) and wider pads (the indices) both read cv2's mirrored pixels."""
+    g = torch.Generator().manual_seed(length)
+    x = torch.rand((2, 1, length, 7) if dim == -2 else (2, 1, 7, length), generator=g)
+    for before, after in ((0, 0), (2, 2), (5, 5), (4, 3), (0, 6)):
+        want = x.index_select(dim, _reflect_index(length, before, after, x.device))
+        assert torch.equal(_reflect_pad(x, dim, before, after), want), (before, after)

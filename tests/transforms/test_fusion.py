@@ -185,6 +185,22 @@ def test_section_map_reads_what_the_section_transforms_write(rotate):
     assert torch.equal(gathered.reshape(got.shape), got)
 
 
+def test_a_turned_section_reads_zero_where_its_turn_leaves_the_input():
+    """Every point inside the frame, but the turned section's corners come from outside the input: only
+    those read zero (the other sections' reads have nothing outside)."""
+    from monai_em.transforms.frames import SectionMap
+    from monai_em.transforms.resample import identity_points, resample
+
+    label = torch.arange(1, 1 + 3 * 20 * 24, dtype=torch.int64).reshape(1, 3, 20, 24)
+    smap = SectionMap((0, 1, 2), ((0, 0),) * 3, (20, 24), (None, 30.0, None))
+    z, yx = identity_points((3, 20, 24))
+    got = smap.sample_nearest(label, z, yx, {})
+    assert torch.equal(got, resample(smap.take(label), z, yx, "nearest"))
+    assert (got[0, 1] == 0).any() and (got[0, [0, 2]] != 0).all()
+    flat, outside = smap.flat_indices(label, z, yx, {})
+    assert outside is not None and not outside[0, [0, 2]].any() and outside[0, 1].any()
+
+
 def test_a_section_member_without_allow_missing_keys_still_raises_in_the_pass():
     ts = default_em_transforms(TARGETS)
     for t in ts[-SPATIAL:]:

@@ -41,3 +41,17 @@ def test_sample_linear_matches_the_four_neighbour_sum(shape):
     np.testing.assert_allclose(batch[0].numpy(), got.numpy(), atol=1e-6)
     flipped = _bilinear_oracle(1 - x.double().numpy(), yx.flip(0).double().numpy())
     np.testing.assert_allclose(batch[1].numpy(), flipped, atol=1e-5)
+
+
+@pytest.mark.parametrize("points", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batched", [False, True])
+def test_sample_linear_grid_is_the_per_axis_normalisation(points, batched):
+    """The grid handed to grid_sample is exactly ``x * 2 / (W - 1) - 1`` and ``y * 2 / (H - 1) - 1`` per axis,
+    computed in the points' dtype (positions feed label rounding elsewhere: not an ulp may move)."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand((2, 3, 11, 17), generator=g)[: 2 if batched else 1]
+    yx = (torch.rand((2, 7, 5, 2), generator=g, dtype=points) * 20 - 2)[: 2 if batched else 1]
+    grid = torch.stack((yx[..., 1] * (2.0 / 16) - 1.0, yx[..., 0] * (2.0 / 10) - 1.0), -1).to(x.dtype)
+    want = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    got = sample_linear(x, yx) if batched else sample_linear(x, yx[0])[None]
+    assert torch.equal(got, want)

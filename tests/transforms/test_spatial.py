@@ -247,3 +247,22 @@ def test_bad_arguments_and_data():
         RandRotateXY(prob=1.0)(np.zeros((5, 5)))
     with pytest.raises(ValueError, match="mode has 1 entries for 2 keys"):
         RandRotateXYd(("image", "label"), mode=("bilinear",))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rescale_points_are_the_per_axis_formula_to_the_bit(dtype):
+    """Positions feed label rounding: the rescale map is exactly ``start + (p + 0.5) * (length / size) - 0.5``
+    per axis, in the points' dtype (a float64 map builds the tracked affine)."""
+    g = torch.Generator().manual_seed(7)
+    yx = (torch.rand((2, 9, 13), generator=g, dtype=dtype) * 40 - 5).permute(1, 2, 0)  # not contiguous
+    z = torch.arange(3, dtype=dtype)
+    params = RescaleParams((-4, 7), (37, 29))
+    out_z, got = RandRescale.source_points(params, (3, 33, 31), z, yx)
+    want = torch.stack(
+        [
+            params.start[a] + (yx[..., a] + 0.5) * (params.length[a] / size) - 0.5
+            for a, size in enumerate((33, 31))
+        ],
+        -1,
+    )
+    assert out_z is z and got.dtype == dtype and torch.equal(got, want)

@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 import types
 import warnings
 
 import numpy as np
 import torch
 
-from monai_em.data.synthetic import make_em_volume
+from bench.augment import _data, _time
 from monai_em.transforms.compose import EMAugmentor
 
 INPUT = (8, 256, 256)
@@ -81,17 +80,6 @@ def _pytc_augmentor(src: str):
     return build_train_augmentor(cfg, keep_uncropped=False, keep_non_smoothed=False)
 
 
-def _rounds(fn, samples: int, rounds: int) -> list[float]:
-    """ms per call of each round of ``samples`` calls."""
-    out = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(samples):
-            fn()
-        out.append((time.perf_counter() - t0) / samples * 1000)
-    return out
-
-
 def main(argv=None) -> list[float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pytc-src", required=True, help="a PyTorch Connectomics source checkout")
@@ -110,16 +98,12 @@ def main(argv=None) -> list[float]:
         raise RuntimeError(
             f"PyTC asks for samples of {size}, monai_em for {ours.sample_size}: not comparable"
         )
-    em = make_em_volume(size, seed=0)
-    pytc_data = {
-        "image": (em.image / 255.0).astype(np.float32),
-        "label": em.label.astype(np.float32),
-        "valid_mask": (em.label != 0).astype(np.float32),
-    }
-    our_data = {
-        "image": torch.from_numpy(em.image[None].astype(np.float32) / 255.0),
-        "label": torch.from_numpy(em.label[None]),
-        "valid_mask": torch.from_numpy((em.label[None] > 0).astype(np.uint8)),
+    our_data = _data(size)  # bench.augment's sample: channel-first tensors
+    label = our_data["label"][0].numpy()
+    pytc_data = {  # what PyTC's VolumeDataset hands its augmentor: float32 arrays without a channel
+        "image": our_data["image"][0].numpy(),
+        "label": label.astype(np.float32),
+        "valid_mask": (label != 0).astype(np.float32),
     }
     rng = np.random.RandomState(0)
     run_pytc = lambda: pytc({k: v.copy() for k, v in pytc_data.items()}, rng)  # noqa: E731
@@ -129,8 +113,8 @@ def main(argv=None) -> list[float]:
         run_pytc(), run_ours()
     ratios = []
     for run in range(1, args.runs + 1):
-        theirs = float(np.median(_rounds(run_pytc, args.samples, args.rounds)))
-        mine = float(np.median(_rounds(run_ours, args.samples, args.rounds)))
+        theirs = _time(run_pytc, args.samples, args.rounds)
+        mine = _time(run_ours, args.samples, args.rounds)
         ratios.append(theirs / mine)
         print(
             f"run {run}: PyTC {theirs:6.2f} ms/sample   monai_em one pass {mine:6.2f} ms/sample   {ratios[-1]:.2f}x"

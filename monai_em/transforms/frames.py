@@ -173,7 +173,11 @@ class SectionMap:
         t = as_torch(img)
         reads, outside = self._reads(t, z, yx, cache)
         height, width = t.shape[-2:]
-        flat = torch.cat([r.flat(height, width) for r in reads])
+        in_section = {}  # unturned sections share one index: turn it into section offsets once
+        for r in reads:
+            if id(r.index) not in in_section:
+                in_section[id(r.index)] = r.in_section(width)
+        flat = torch.cat([in_section[id(r.index)] + r.start(height, width) for r in reads])
         return flat, None if outside is None else outside.expand(1, len(reads), -1)
 
     def _reads(self, t: torch.Tensor, z, yx, cache: dict):
@@ -223,7 +227,7 @@ class SectionMap:
         return reads, outside
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class _Read:
     """What one output section reads: the box ``rows`` x ``cols`` from (``top``, ``left``) of input
     section ``section``, and ``index`` (N,) into that box flattened."""
@@ -237,10 +241,11 @@ class _Read:
 
     @staticmethod
     def of(section: int, iy: torch.Tensor, ix: torch.Tensor) -> _Read:
-        """The read of the pixels (``iy``, ``ix``) (N,) each, inside the input, of ``section``."""
+        """The read of the pixels (``iy``, ``ix``) (N,) each of ``section``; its box may leave the input
+        (see :meth:`inside`)."""
         if iy.numel() == 0:
             return _Read(section, 0, 0, 0, 0, iy)
-        (top, bottom), (left, right) = (tuple(int(v) for v in torch.aminmax(i)) for i in (iy, ix))
+        top, bottom, left, right = torch.stack([*torch.aminmax(iy), *torch.aminmax(ix)]).tolist()  # one sync
         rows, cols = bottom + 1 - top, right + 1 - left
         return _Read(section, top, left, rows, cols, ix.add(iy, alpha=cols).sub_(top * cols + left))
 
@@ -257,11 +262,14 @@ class _Read:
         """The same read from ``section``, its box shifted by (``dy``, ``dx``)."""
         return _Read(section, self.top + dy, self.left + dx, self.rows, self.cols, self.index)
 
-    def flat(self, height: int, width: int) -> torch.Tensor:
-        """``index`` as flat indices into a (Z, height, width) input."""
+    def in_section(self, width: int) -> torch.Tensor:
+        """``index`` as flat indices into a section ``width`` wide, from the box's corner (add :meth:`start`)."""
         rows, cols = self.index.div(self.cols, rounding_mode="floor"), self.index.remainder(self.cols)
-        start = (self.section * height + self.top) * width + self.left
-        return rows.mul_(width).add_(cols).add_(start)
+        return rows.mul_(width).add_(cols)
+
+    def start(self, height: int, width: int) -> int:
+        """The flat index of the box's corner in a (Z, height, width) input."""
+        return (self.section * height + self.top) * width + self.left
 
 
 class Patched:

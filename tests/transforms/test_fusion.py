@@ -251,3 +251,22 @@ def test_a_point_member_without_allow_missing_keys_still_raises_in_the_pass():
         aug(data)
     ts[-1].allow_missing_keys = True
     assert sorted(aug(data)) == ["image", "label"]
+
+
+@pytest.mark.parametrize("angles", [None, (None, 90.0)])
+@pytest.mark.parametrize("axis", [0, 1])
+def test_points_rounding_to_just_past_the_last_row_or_column_read_zero(angles, axis):
+    """A point that rounds to exactly ``Y`` (or ``X``) lies outside: that row (column) reads zero, the
+    rest of the section what resampling the mapped frame gives (the read box's edge, inclusive)."""
+    from monai_em.transforms.frames import SectionMap
+    from monai_em.transforms.resample import identity_points, resample
+
+    label = torch.arange(1, 1 + 2 * 2 * 6 * 6, dtype=torch.int32).reshape(2, 2, 6, 6)
+    smap = SectionMap((0, 1), ((0, 0), (0, 0)), (6, 6), angles)
+    z, yx = identity_points((2, 6, 6))
+    yx[..., axis] += 0.5  # the last row (column) rounds half up to 6
+    got = smap.sample_nearest(label, z, yx, {})
+    assert torch.equal(got, resample(smap.take(label), z, yx, "nearest"))
+    edge = got[..., -1, :] if axis == 0 else got[..., -1]
+    inner = got[..., :-1, :] if axis == 0 else got[..., :-1]
+    assert (edge == 0).all() and (inner != 0).all()

@@ -171,14 +171,17 @@ class SectionMap:
         """``(flat, outside)``: the (Zo * Yo * Xo,) indices into ``img`` (C, Z, Y, X) flattened per channel
         that :meth:`sample_nearest` reads, and its (1, Zo, Yo * Xo) mask of points outside (or None)."""
         t = as_torch(img)
-        reads, outside = self._reads(t, z, yx, cache)
-        height, width = t.shape[-2:]
-        in_section = {}  # unturned sections share one index: turn it into section offsets once
-        for r in reads:
-            if id(r.index) not in in_section:
-                in_section[id(r.index)] = r.in_section(width)
-        flat = torch.cat([in_section[id(r.index)] + r.start(height, width) for r in reads])
-        return flat, None if outside is None else outside.expand(1, len(reads), -1)
+        key = ("flat", self, *t.shape[1:], t.device)
+        if key not in cache:  # built once for the keys of one shape, like the reads
+            reads, outside = self._reads(t, z, yx, cache)
+            height, width = t.shape[-2:]
+            in_section = {}  # unturned sections share one index: turn it into section offsets once
+            for r in reads:
+                if id(r.index) not in in_section:
+                    in_section[id(r.index)] = r.in_section(width)
+            flat = torch.cat([in_section[id(r.index)] + r.start(height, width) for r in reads])
+            cache[key] = flat, None if outside is None else outside.expand(1, len(reads), -1)
+        return cache[key]
 
     def _reads(self, t: torch.Tensor, z, yx, cache: dict):
         key = (self, *t.shape[1:], t.device)

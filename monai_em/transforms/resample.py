@@ -22,6 +22,7 @@ __all__ = [
     "check_mode",
     "check_spatial",
     "identity_points",
+    "pair_rows",
     "point_map_affine",
     "read_window",
     "resample",
@@ -98,22 +99,30 @@ def read_window(yx: torch.Tensor, size: Sequence[int]) -> tuple[tuple[int, int],
     return out[0], out[1]
 
 
+def pair_rows(yx: torch.Tensor, *pairs: Sequence[float]) -> tuple[torch.Tensor, ...]:
+    """``yx`` (..., Xo, 2) as rows of (y, x) pairs (..., 2 Xo), and each ``(vy, vx)`` of ``pairs`` as a
+    (2 Xo,) row in ``yx``'s dtype that applies ``vy`` to the y and ``vx`` to the x of every pair.
+
+    A per-axis operation then takes one pass over the rows, with the same floats as indexing each axis
+    (broadcasting a (2,) tensor over the last axis, or one pass per strided axis, is 4-7x slower)."""
+    width = yx.shape[-2]
+    rows = yx.reshape(*yx.shape[:-2], 2 * width)
+    return rows, *(torch.tensor(list(p), dtype=yx.dtype, device=yx.device).repeat(width) for p in pairs)
+
+
 def shift_points(yx: torch.Tensor, dy: float, dx: float) -> torch.Tensor:
-    """``yx - (dy, dx)``: positions ``yx`` (..., Xo, 2) in a window that starts at (``dy``, ``dx``). One pass
-    over rows of (y, x) pairs, the same floats (broadcasting a (2,) tensor over the last axis is ~7x slower)."""
-    row = torch.tensor([dy, dx], dtype=yx.dtype, device=yx.device).repeat(yx.shape[-2])
-    return (yx.reshape(*yx.shape[:-2], row.numel()) - row).view(yx.shape)
+    """``yx - (dy, dx)``: positions ``yx`` (..., Xo, 2) in a window that starts at (``dy``, ``dx``)."""
+    rows, shift = pair_rows(yx, (dy, dx))
+    return (rows - shift).view(yx.shape)
 
 
 def sample_linear(x4: torch.Tensor, yx: torch.Tensor) -> torch.Tensor:
     """Bilinear samples of ``x4`` (1, N, H, W) float at pixel positions ``yx`` (Ho, Wo, 2), zero outside;
     a batch: ``x4`` (B, N, H, W) and ``yx`` (B, Ho, Wo, 2) give (B, N, Ho, Wo)."""
     h, w = x4.shape[-2:]
-    # (y, x) scaled to [-1, 1] in one pass over rows of pairs (per-axis passes over the interleaved
-    # pairs are ~4x slower), then swapped into grid_sample's (x, y) order
-    steps = torch.tensor([2.0 / max(h - 1, 1), 2.0 / max(w - 1, 1)], dtype=yx.dtype, device=yx.device)
-    rows = yx.reshape(*yx.shape[:-2], 2 * yx.shape[-2])
-    scaled = (rows * steps.repeat(yx.shape[-2])).sub_(1.0).view(yx.shape)
+    # (y, x) scaled to [-1, 1], then swapped into grid_sample's (x, y) order
+    rows, steps = pair_rows(yx, (2.0 / max(h - 1, 1), 2.0 / max(w - 1, 1)))
+    scaled = (rows * steps).sub_(1.0).view(yx.shape)
     grid = torch.empty(yx.shape, dtype=x4.dtype, device=yx.device)
     grid[..., 0], grid[..., 1] = scaled[..., 1], scaled[..., 0]
     batched = yx.ndim == 4

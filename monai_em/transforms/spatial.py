@@ -34,6 +34,7 @@ from .resample import (
     check_mode,
     check_spatial,
     identity_points,
+    pair_rows,
     point_map_affine,
     read_window,
     rotation_points,
@@ -138,14 +139,10 @@ class RandRescale(RandEMTransform):
 
     @staticmethod
     def source_points(params: RescaleParams, spatial_shape, z, yx):
-        # per axis a: start[a] + (p + 0.5) * (length[a] / size[a]) - 0.5, each step one pass over rows
-        # of (y, x) pairs (per-axis passes over the interleaved pairs are several times slower)
-        (h, w), width = spatial_shape[-2:], yx.shape[-2]
-        ratio = torch.tensor([params.length[0] / h, params.length[1] / w], dtype=yx.dtype, device=yx.device)
-        start = torch.tensor(params.start, dtype=yx.dtype, device=yx.device)
-        rows = yx.reshape(*yx.shape[:-2], 2 * width)
-        out = (rows + 0.5).mul_(ratio.repeat(width)).add_(start.repeat(width)).sub_(0.5)
-        return z, out.view(yx.shape)
+        # per axis a: start[a] + (p + 0.5) * (length[a] / size[a]) - 0.5
+        h, w = spatial_shape[-2:]
+        rows, ratio, start = pair_rows(yx, (params.length[0] / h, params.length[1] / w), params.start)
+        return z, (rows + 0.5).mul_(ratio).add_(start).sub_(0.5).view(yx.shape)
 
     def apply(self, img, params: RescaleParams, mode: str):
         check_img(img)

@@ -1,6 +1,6 @@
 """PyTC v1's own default train augmentor against monai_em's one pass, one thread, timed in one process.
 
-    python -m bench.pytc_reference --pytc-src PATH [--runs 3] [--samples 30] [--rounds 3]
+    python -m bench.pytc_reference --pytc-src PATH (or $PYTC_SRC) [--runs 3] [--samples 30] [--rounds 3] [--smooth] [--per-transform 20]
 
 Optional: needs a checkout of PyTorch Connectomics (v1.0.0: ``git clone
 https://github.com/zudi-lin/pytorch_connectomics && git -C pytorch_connectomics checkout v1.0.0``) and what
@@ -69,11 +69,11 @@ def _import_pytc(src: str):
     return get_cfg_defaults, build_train_augmentor
 
 
-def _pytc_augmentor(src: str):
+def _pytc_augmentor(src: str, smooth: bool = False):
     get_cfg_defaults, build_train_augmentor = _import_pytc(src)
     cfg = get_cfg_defaults()
     cfg.MODEL.INPUT_SIZE = list(INPUT)
-    cfg.AUGMENTOR.SMOOTH = False  # PyTC's default; monai_em's bench doesn't smooth either
+    cfg.AUGMENTOR.SMOOTH = smooth  # PyTC's default: False; monai_em's one pass doesn't smooth either
     # what PyTC's config update adds when DATASET.VALID_MASK_NAME is set: the valid mask as a mask target
     cfg.AUGMENTOR.ADDITIONAL_TARGETS_NAME = [*cfg.AUGMENTOR.ADDITIONAL_TARGETS_NAME, "valid_mask"]
     cfg.AUGMENTOR.ADDITIONAL_TARGETS_TYPE = [*cfg.AUGMENTOR.ADDITIONAL_TARGETS_TYPE, "mask"]
@@ -82,12 +82,27 @@ def _pytc_augmentor(src: str):
 
 def main(argv=None) -> list[float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pytc-src", required=True, help="a PyTorch Connectomics source checkout")
+    parser.add_argument(
+        "--pytc-src",
+        default=os.environ.get("PYTC_SRC"),
+        help="a PyTorch Connectomics checkout (or $PYTC_SRC)",
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--smooth", action="store_true", help="also time PyTC with AUGMENTOR.SMOOTH=True")
+    parser.add_argument("--per-transform", type=int, default=0, help="calls per PyTC member alone (0: skip)")
     args = parser.parse_args(argv)
-    import cv2
+    if not args.pytc_src:  # optional: `python -m bench` runs every bench
+        print("bench.pytc_reference: skipped (give --pytc-src or $PYTC_SRC, a PyTorch Connectomics checkout)")
+        return []
+    try:
+        import cv2
+        import yacs  # noqa: F401  (PyTC's config)
+    except ImportError as e:
+        raise SystemExit(
+            f"bench.pytc_reference needs PyTC's own dependencies: {e}; pip install opencv-python-headless yacs"
+        ) from e
 
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -106,7 +121,8 @@ def main(argv=None) -> list[float]:
         "valid_mask": (label != 0).astype(np.float32),
     }
     rng = np.random.RandomState(0)
-    run_pytc = lambda: pytc({k: v.copy() for k, v in pytc_data.items()}, rng)  # noqa: E731
+    fresh = lambda: {k: v.copy() for k, v in pytc_data.items()}  # noqa: E731  (PyTC writes into its input)
+    run_pytc = lambda: pytc(fresh(), rng)  # noqa: E731
     run_ours = lambda: ours(our_data)  # noqa: E731
     print(f"sample {size}; PyTC's members: {[type(t).__name__ for t in [*pytc.transforms, pytc.flip_aug]]}")
     for _ in range(3):  # warm-up
@@ -119,6 +135,16 @@ def main(argv=None) -> list[float]:
         print(
             f"run {run}: PyTC {theirs:6.2f} ms/sample   monai_em one pass {mine:6.2f} ms/sample   {ratios[-1]:.2f}x"
         )
+    if args.smooth:
+        smoothing = _pytc_augmentor(os.path.abspath(args.pytc_src), smooth=True)
+        ms = _time(lambda: smoothing(fresh(), rng), args.samples, args.rounds)
+        print(f"PyTC with AUGMENTOR.SMOOTH=True: {ms:6.2f} ms/sample")
+    if args.per_transform:
+        copy = _time(fresh, args.per_transform, args.rounds)
+        print(f"PyTC's members alone (prob 1, on {size}; each time includes the {copy:.2f} ms input copy):")
+        for t in [*pytc.transforms, pytc.flip_aug]:
+            ms = _time(lambda t=t: t(fresh(), rng), args.per_transform, args.rounds)
+            print(f"  {type(t).__name__:15s} {ms:7.2f} ms   (fires with p={t.p})")
     return ratios
 
 

@@ -14,8 +14,8 @@ and one ``grid_sample`` per image key for the whole batch). On a GPU::
 
     python -m bench.augment --samples 64 --pipeline-only --batch 4 16 --device cuda
 
-``--profile N`` prints the torch profiler's N ops with the most own CPU time in the one pass, with their
-input shapes (where a sample's time goes, kernel by kernel).
+``--profile N`` prints the torch profiler's N ops with the most own CPU time in the one pass, by op and by
+op and input shape (where a sample's time goes, kernel by kernel).
 """
 
 from __future__ import annotations
@@ -174,17 +174,19 @@ def main(argv=None) -> dict:
 
 
 def _profile(aug, data: dict, samples: int, rows: int) -> None:
-    """The torch profiler's table of the ``rows`` ops with the most own CPU time over ``samples`` calls (ms per
-    call: divide by ``samples``), with input shapes, so each kernel's share of a sample can be read off."""
+    """The torch profiler's tables of the ``rows`` ops with the most own CPU time over ``samples`` calls (ms per
+    call: divide by ``samples``), by op and by op and input shape, so each kernel's share of a sample can be
+    read off."""
     from torch.profiler import ProfilerActivity, profile
 
     aug.set_random_state(0)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         for _ in range(samples):
             aug(data)
-    table = prof.key_averages(group_by_input_shape=True).table(sort_by="self_cpu_time_total", row_limit=rows)
     print(f"torch profiler, one pass, {samples} samples (divide totals by {samples} for ms per sample):")
-    print(table)
+    for by_shape in (False, True):  # each op in all, then each op and input shape
+        averages = prof.key_averages(group_by_input_shape=by_shape)
+        print(averages.table(sort_by="self_cpu_time_total", row_limit=rows))
 
 
 def _report(results: dict[str, float], loader: dict[int, float]) -> dict[str, float]:

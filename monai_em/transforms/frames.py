@@ -200,11 +200,8 @@ class SectionMap:
         zs = section_indices(z, len(sources))
         iy = torch.floor(yx[..., 0] + 0.5).long().reshape(-1)
         ix = torch.floor(yx[..., 1] + 0.5).long().reshape(-1)
-        shared, outside = _Read.of(0, iy, ix), None
-        if not shared.inside(h, w):  # mask the points outside the frame, read the nearest inside
-            outside = ((iy < 0) | (iy >= h) | (ix < 0) | (ix >= w)).reshape(1, 1, -1)
-            iy, ix = iy.clamp_(0, h - 1), ix.clamp_(0, w - 1)
-            shared = _Read.of(0, iy, ix)
+        shared, off_frame = _Read.within(0, iy, ix, h, w)  # iy, ix now inside the frame
+        outside = None if off_frame is None else off_frame.reshape(1, 1, -1)
         reads = [shared.moved(sources[k], *origins[k]) for k in zs]
         turned = [] if self.angles is None else [(n, self.angles[k]) for n, k in enumerate(zs)]
         turned = [(n, a) for n, a in turned if a is not None]
@@ -217,11 +214,9 @@ class SectionMap:
             dx = (ix + ox).float().sub_(cx)
             qy = (dy * cos - dx * sin + cy).round_()
             qx = (dy * sin + dx * cos + cx).round_()
-            r = _Read.of(source, qy.long(), qx.long())
-            if not r.inside(height, width):
-                turned_out[n] = (qy < 0) | (qy >= height) | (qx < 0) | (qx >= width)
-                r = _Read.of(source, qy.long().clamp_(0, height - 1), qx.long().clamp_(0, width - 1))
-            reads[n] = r
+            reads[n], off_input = _Read.within(source, qy.long(), qx.long(), height, width)
+            if off_input is not None:
+                turned_out[n] = off_input
         if turned_out:
             blank = torch.zeros((1, 1, iy.numel()), dtype=torch.bool, device=iy.device)
             outside = (blank if outside is None else outside).expand(1, len(zs), -1).clone()
@@ -251,6 +246,17 @@ class _Read:
         top, bottom, left, right = torch.stack([*torch.aminmax(iy), *torch.aminmax(ix)]).tolist()  # one sync
         rows, cols = bottom + 1 - top, right + 1 - left
         return _Read(section, top, left, rows, cols, ix.add(iy, alpha=cols).sub_(top * cols + left))
+
+    @staticmethod
+    def within(section: int, iy: torch.Tensor, ix: torch.Tensor, height: int, width: int):
+        """``(read, outside)``: :meth:`of` the pixels (``iy``, ``ix``) (N,) each, those outside a (height,
+        width) section moved to the nearest inside (``iy``, ``ix`` clamped in place), and the (N,) mask of
+        the ones that were outside (None when none was)."""
+        read = _Read.of(section, iy, ix)
+        if read.inside(height, width):
+            return read, None
+        outside = (iy < 0) | (iy >= height) | (ix < 0) | (ix >= width)
+        return _Read.of(section, iy.clamp_(0, height - 1), ix.clamp_(0, width - 1)), outside
 
     def inside(self, height: int, width: int) -> bool:
         """The box lies inside a (height, width) section."""
